@@ -1,0 +1,236 @@
+//! What the fake model does, chosen by the last `[[name]]` marker in the prompt.
+//!
+//! Answers and failure texts are the ones the real codex 0.169.0 printed against a mock model
+//! (`../shared/codex-transcripts/`, `../shared/codex-cli.md` 3.3).
+
+use std::time::Duration;
+
+use codex_openai_proxy::codex::{CodexUsage, ItemDetails};
+
+use crate::argv::Cli;
+
+/// Markers and what they do; `fake-codex` documents itself from this table.
+pub const SCENARIOS: &[(&str, &str)] = &[
+    (
+        "text",
+        "one answer (the default when the prompt has no marker)",
+    ),
+    ("minimal", "one answer with no cached tokens"),
+    ("reasoning", "a reasoning summary, then the answer"),
+    ("multi", "two agent messages in one turn"),
+    ("shell", "a command_execution item, then the answer"),
+    ("echo", "answers `ECHO: <prompt>`"),
+    ("zero_usage", "an answer with all-zero usage"),
+    ("http400", "turn.failed: unknown model"),
+    ("http401", "turn.failed: provider rejected the key"),
+    ("http429", "turn.failed: rate limited"),
+    ("http500", "turn.failed: provider overloaded"),
+    ("context", "turn.failed: context window exceeded"),
+    ("quota", "turn.failed: quota exceeded"),
+    ("usage_limit", "turn.failed: ChatGPT plan usage limit"),
+    ("missing_env", "turn.failed: provider key variable unset"),
+    (
+        "answer_then_fail",
+        "an answer, a retry notice, then turn.failed",
+    ),
+    ("crash", "no terminal event, a panic on stderr, exit 101"),
+    ("noise", "non-JSON lines mixed into stdout"),
+    (
+        "slow",
+        "the answer with 300 ms between events (`[[slow:MS]]` sets the delay)",
+    ),
+    (
+        "env",
+        "answers its working directory and the names of its environment variables",
+    ),
+    (
+        "hang",
+        "starts a child process and never finishes (`[[hang:FILE]]` writes both pids to FILE)",
+    ),
+];
+
+pub const TEXT_ANSWER: &str = "Hello from the mock model.";
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// A completed item (command executions also get their `item.started`).
+    Item(ItemDetails),
+    /// A top-level `error` event: a notice, not the end of the turn.
+    Notice(String),
+    /// A line on stdout that is not an event.
+    Raw(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum End {
+    Completed(CodexUsage),
+    Failed(String),
+    /// The process dies without a terminal event.
+    Crash {
+        stderr: String,
+        code: u8,
+    },
+    /// The process never ends on its own; the pids go to the file when one is named.
+    Hang {
+        pid_file: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Warning items printed before `turn.started`.
+    pub warnings: Vec<String>,
+    pub steps: Vec<Step>,
+    pub end: End,
+    pub delay: Duration,
+}
+
+/// The models codex 0.169.0 bundles metadata for; others get a warning item.
+const KNOWN_MODELS: &[&str] = &[
+    "gpt-6.1-sol",
+    "gpt-6-astra",
+    "gpt-6-sol",
+    "gpt-6-luna",
+    "gpt-5.6-sol",
+    "gpt-6.1-terra",
+    "gpt-5.6-terra",
+    "gpt-5.6-luna",
+    "gpt-daybreak-blue-latest",
+    "gpt-daybreak-red-latest",
+    "gpt-5.5",
+    "codex-auto-review",
+];
+
+pub const DEFAULT_MODEL: &str = "gpt-6.1-sol";
+
+const fn usage(input: u64, cached: u64, output: u64, reasoning: u64) -> CodexUsage {
+    CodexUsage {
+        input_tokens: input,
+        cached_input_tokens: cached,
+        cache_write_input_tokens: 0,
+        output_tokens: output,
+        reasoning_output_tokens: reasoning,
+    }
+}
+
+const TEXT_USAGE: CodexUsage = usage(120, 40, 12, 0);
+
+fn message(text: &str) -> Step {
+    Step::Item(ItemDetails::AgentMessage { text: text.into() })
+}
+
+/// The last `[[name]]` or `[[name:arg]]` marker in the prompt: in a rendered conversation
+/// that is the one in the newest message.
+fn marker(prompt: &str) -> Option<(&str, Option<&str>)> {
+    let start = prompt.rfind("[[")?;
+    let inner = &prompt[start + 2..];
+    let inner = &inner[..inner.find("]]")?];
+    Some(match inner.split_once(':') {
+        Some((name, arg)) => (name, Some(arg)),
+        None => (inner, None),
+    })
+}
+
+pub fn script_for(prompt: &str, cli: &Cli) -> Script {
+    let model = cli.model.clone().unwrap_or_else(|| DEFAULT_MODEL.into());
+    let warnings = if KNOWN_MODELS.contains(&model.as_str()) {
+        vec![]
+    } else {
+        vec![format!(
+            "Model metadata for `{model}` not found. Defaulting to fallback metadata; this can degrade performance and cause issues."
+        )]
+    };
+    let (name, arg) = marker(prompt).unwrap_or(("text", None));
+    let mut delay = Duration::ZERO;
+    let (steps, end) = match name {
+        "minimal" => (vec![message("Minimal answer.")], End::Completed(usage(120, 0, 12, 0))),
+        "reasoning" => (
+            vec![
+                Step::Item(ItemDetails::Reasoning { text: "**Thinking** about the mock question before answering.".into() }),
+                message("Reasoned answer from the mock model."),
+            ],
+            End::Completed(usage(120, 40, 19, 7)),
+        ),
+        "multi" => (vec![message("First message."), message("Second message.")], End::Completed(usage(120, 40, 14, 0))),
+        "shell" => (
+            vec![
+                Step::Item(ItemDetails::CommandExecution {
+                    command: "/bin/bash -lc 'echo mock-shell-output'".into(),
+                    aggregated_output: "mock-shell-output\n".into(),
+                    exit_code: Some(0),
+                    status: "completed".into(),
+                }),
+                message("The command printed mock-shell-output."),
+            ],
+            End::Completed(usage(320, 40, 32, 0)),
+        ),
+        "echo" => (vec![message(&format!("ECHO: {prompt}"))], End::Completed(TEXT_USAGE)),
+        "zero_usage" => (vec![message(TEXT_ANSWER)], End::Completed(CodexUsage::default())),
+        "http400" => (vec![], End::Failed(format!("The model `{model}` does not exist or you do not have access to it."))),
+        "http401" => (
+            vec![],
+            End::Failed(format!(
+                "unexpected status 401 Unauthorized: Incorrect API key provided: sk-mock., url: {}/responses",
+                cli.base_url()
+            )),
+        ),
+        "http429" => (vec![], End::Failed("exceeded retry limit, last status: 429 Too Many Requests".into())),
+        "http500" => (
+            vec![],
+            End::Failed("We\u{2019}re currently experiencing high demand, which may cause temporary errors.".into()),
+        ),
+        "context" => (
+            vec![],
+            End::Failed(
+                "Codex ran out of room in the model's context window. Start a new thread or clear earlier history before retrying.".into(),
+            ),
+        ),
+        "quota" => (vec![], End::Failed("Quota exceeded. Check your plan and billing details.".into())),
+        "usage_limit" => (
+            vec![],
+            End::Failed("You've hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), or try again in 3 days 2 hours 5 minutes.".into()),
+        ),
+        "missing_env" => (vec![], End::Failed("Missing environment variable: `MOCK_KEY_NOT_SET`.".into())),
+        "answer_then_fail" => (
+            vec![
+                message("Partial answer."),
+                Step::Notice("Reconnecting... 1/5 (stream disconnected before completion: stream closed before response.completed)".into()),
+            ],
+            End::Failed("stream disconnected before completion: stream closed before response.completed".into()),
+        ),
+        "crash" => (
+            vec![],
+            End::Crash {
+                stderr: "thread 'main' panicked at codex-rs/exec/src/lib.rs:1:1:\nfake-codex crash scenario".into(),
+                code: 101,
+            },
+        ),
+        "noise" => (
+            vec![
+                Step::Raw("this line is not JSON".into()),
+                Step::Raw("{\"truncated\":".into()),
+                Step::Raw("[1,2,3]".into()),
+                message(TEXT_ANSWER),
+            ],
+            End::Completed(TEXT_USAGE),
+        ),
+        "slow" => {
+            delay = Duration::from_millis(arg.and_then(|ms| ms.parse().ok()).unwrap_or(300));
+            (vec![message(TEXT_ANSWER)], End::Completed(TEXT_USAGE))
+        }
+        "env" => {
+            let mut names: Vec<String> = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
+            names.sort();
+            let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+            (vec![message(&format!("cwd={cwd}\nenv={}", names.join(",")))], End::Completed(TEXT_USAGE))
+        }
+        "hang" => (vec![], End::Hang { pid_file: arg.map(str::to_owned) }),
+        _ => (vec![message(TEXT_ANSWER)], End::Completed(TEXT_USAGE)),
+    };
+    Script {
+        warnings,
+        steps,
+        end,
+        delay,
+    }
+}

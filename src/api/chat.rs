@@ -1,0 +1,178 @@
+//! `POST /v1/chat/completions`: one path for every request. The request becomes a [`Turn`],
+//! the backend runs it, the translator turns codex's events into deltas, and the deltas are
+//! either streamed as SSE or folded into one JSON reply.
+
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt};
+use poem_openapi::{payload::Json, ApiResponse, OpenApi, ResponseContent};
+use rand::{distr::Alphanumeric, Rng};
+
+use super::{
+    error::ApiError,
+    request::ChatCompletionRequest,
+    response::{AssistantMessage, ChatCompletion, Choice, Usage},
+    sse::{self, ChunkHeader, ChunkStream},
+    ApiTags, AppState,
+};
+use crate::{
+    codex::{RunStream, Turn},
+    error::ProxyError,
+    prompt,
+    translate::{Delta, Translator},
+};
+
+pub struct ChatApi {
+    pub state: Arc<AppState>,
+}
+
+#[derive(ResponseContent)]
+pub enum ChatBody {
+    Json(Json<ChatCompletion>),
+    Stream(ChunkStream),
+}
+
+#[derive(ApiResponse)]
+pub enum ChatResponse {
+    /// The answer: a `chat.completion` object, or with `stream: true` a stream of
+    /// `chat.completion.chunk` events ending with `data: [DONE]`. A failure after the stream
+    /// started arrives in band as `data: {"error": {...}}` before `[DONE]`.
+    #[oai(status = 200)]
+    Ok(ChatBody),
+}
+
+#[OpenApi(tag = "ApiTags::Chat")]
+impl ChatApi {
+    /// Create a chat completion
+    ///
+    /// Runs codex on the conversation. Works like OpenAI's endpoint of the same name.
+    #[oai(
+        path = "/v1/chat/completions",
+        method = "post",
+        operation_id = "createChatCompletion"
+    )]
+    async fn create(&self, body: Json<ChatCompletionRequest>) -> Result<ChatResponse, ApiError> {
+        let request = body.0;
+        let plan = Plan::from_request(&self.state, &request)?;
+        tracing::info!(model = %request.model, stream = plan.stream, messages = request.messages.len(), user = request.user.as_deref().unwrap_or(""), "chat completion");
+        let prompt: Arc<str> = Arc::from(plan.turn.prompt.as_str());
+        let run = self.state.backend.run(plan.turn)?;
+        let deltas = deltas(run, prompt);
+        let header = ChunkHeader {
+            id: completion_id(),
+            created: unix_now(),
+            model: request.model,
+            include_usage: plan.include_usage,
+        };
+        if plan.stream {
+            let body = sse::render(header, deltas, self.state.config.keepalive).boxed();
+            Ok(ChatResponse::Ok(ChatBody::Stream(ChunkStream(body))))
+        } else {
+            Ok(ChatResponse::Ok(ChatBody::Json(Json(
+                fold(header, deltas).await?,
+            ))))
+        }
+    }
+}
+
+/// What the request asks for, checked before codex starts.
+struct Plan {
+    turn: Turn,
+    stream: bool,
+    include_usage: bool,
+}
+
+impl Plan {
+    fn from_request(state: &AppState, request: &ChatCompletionRequest) -> Result<Self, ProxyError> {
+        if request.n.is_some_and(|n| n != 1) {
+            return Err(ProxyError::invalid(
+                "`n` must be 1: this server generates one choice per request. Send several requests for several answers.",
+                "n",
+            ));
+        }
+        let model = state
+            .config
+            .resolve_model(&request.model)
+            .ok_or_else(|| ProxyError::ModelNotFound(request.model.clone()))?;
+        let prompt = prompt::render(&request.messages)?;
+        Ok(Plan {
+            turn: Turn { prompt, model },
+            stream: request.stream.unwrap_or(false),
+            include_usage: request
+                .stream_options
+                .as_ref()
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
+        })
+    }
+}
+
+/// The deltas of one run, ending with its terminal delta. Dropping the stream drops the run.
+fn deltas(mut run: RunStream, prompt: Arc<str>) -> impl Stream<Item = Delta> + Send + 'static {
+    async_stream::stream! {
+        let mut translator = Translator::new(prompt);
+        while let Some(event) = run.next().await {
+            for delta in translator.on_run_event(event) {
+                let terminal = delta.is_terminal();
+                yield delta;
+                if terminal {
+                    return;
+                }
+            }
+        }
+        yield Delta::Failed(ProxyError::codex_failed("codex output ended without an exit status"));
+    }
+}
+
+/// Non-streaming is the fold of streaming: the same deltas, collected.
+async fn fold(
+    header: ChunkHeader,
+    deltas: impl Stream<Item = Delta>,
+) -> Result<ChatCompletion, ProxyError> {
+    let mut deltas = std::pin::pin!(deltas);
+    let mut content = String::new();
+    let mut reasoning: Option<String> = None;
+    while let Some(delta) = deltas.next().await {
+        match delta {
+            Delta::Content(text) => content.push_str(&text),
+            Delta::Reasoning(text) => reasoning.get_or_insert_with(String::new).push_str(&text),
+            Delta::Failed(err) => return Err(err),
+            Delta::Finish { reason, usage } => {
+                return Ok(ChatCompletion {
+                    id: header.id,
+                    object: "chat.completion".into(),
+                    created: header.created,
+                    model: header.model,
+                    choices: vec![Choice {
+                        index: 0,
+                        message: AssistantMessage {
+                            role: "assistant".into(),
+                            content: Some(content),
+                            reasoning_content: reasoning,
+                        },
+                        finish_reason: reason.as_str().into(),
+                    }],
+                    usage: Usage::from(usage),
+                })
+            }
+        }
+    }
+    Err(ProxyError::codex_failed(
+        "codex output ended without a result",
+    ))
+}
+
+fn completion_id() -> String {
+    let suffix: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
+    format!("chatcmpl-{suffix}")
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

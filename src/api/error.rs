@@ -1,0 +1,95 @@
+//! [`ProxyError`] at the HTTP edge: its JSON response, and its place in the OpenAPI spec.
+
+use poem::{http::StatusCode, IntoResponse, Response};
+use poem_openapi::{
+    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::Type,
+    ApiResponse,
+};
+
+use super::response::ErrorEnvelope;
+use crate::error::ProxyError;
+
+/// The error half of every handler's result.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ApiError(#[from] pub ProxyError);
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.0.status()
+    }
+
+    fn as_response(&self) -> Response {
+        error_response(&self.0)
+    }
+}
+
+/// The response for an error before any body was sent.
+pub fn error_response(err: &ProxyError) -> Response {
+    let body = serde_json::to_string(&poem_openapi::types::ToJSON::to_json(&ErrorEnvelope::from(
+        err,
+    )))
+    .unwrap_or_else(|_| String::from("{}"));
+    body.with_content_type("application/json")
+        .with_status(err.status())
+        .into_response()
+}
+
+/// Turns any error of the HTTP stack (bad JSON, wrong media type, unknown route) into the
+/// OpenAI shape, so a client never gets a plain-text error.
+pub fn normalize(err: poem::Error) -> Response {
+    if err.is::<ApiError>() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let message = match status {
+        StatusCode::NOT_FOUND => {
+            "Unknown path. This server serves POST /v1/chat/completions, GET /v1/models, GET /health and the docs at /docs.".to_owned()
+        }
+        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed for this path; see /docs for the API.".to_owned(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "The body must be JSON: send the header `Content-Type: application/json`.".to_owned()
+        }
+        StatusCode::BAD_REQUEST => {
+            let detail = err.to_string();
+            let detail = detail.strip_prefix("parse request payload error: ").unwrap_or(&detail);
+            format!("Invalid request body: {detail}. The request schema is at /docs.")
+        }
+        _ => err.to_string(),
+    };
+    error_response(&ProxyError::Http { status, message })
+}
+
+const DOCUMENTED: &[(u16, &str)] = &[
+    (400, "The request is invalid (the message says what to change), or the prompt exceeds codex's context window (`context_length_exceeded`)."),
+    (401, "Missing or wrong API key (`invalid_api_key`)."),
+    (404, "The model is not listed by /v1/models (`model_not_found`)."),
+    (429, "codex hit its provider's rate or usage limit (`rate_limit_exceeded`, `insufficient_quota`)."),
+    (502, "codex failed the turn (`codex_error`, `codex_unauthenticated`)."),
+    (503, "codex cannot be started (`codex_unavailable`); /health says why."),
+];
+
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: DOCUMENTED
+                .iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/json; charset=utf-8",
+                        schema: ErrorEnvelope::schema_ref(),
+                    }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        ErrorEnvelope::register(registry);
+    }
+}

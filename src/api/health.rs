@@ -1,0 +1,58 @@
+//! `GET /health`: whether the server can run codex, without running a model.
+
+use std::sync::Arc;
+
+use poem_openapi::{payload::Json, ApiResponse, OpenApi};
+
+use super::{
+    response::{CodexHealth, Health, HealthState},
+    ApiTags, AppState,
+};
+use crate::codex::CodexStatus;
+
+pub struct HealthApi {
+    pub state: Arc<AppState>,
+}
+
+#[derive(ApiResponse)]
+pub enum HealthResponse {
+    /// codex is installed and answers `--version`.
+    #[oai(status = 200)]
+    Ok(Json<Health>),
+    /// The server runs but codex cannot be started; `codex.reason` says how to fix it.
+    #[oai(status = 503)]
+    Degraded(Json<Health>),
+}
+
+#[OpenApi(tag = "ApiTags::Health")]
+impl HealthApi {
+    /// Health check
+    ///
+    /// Open without an API key. Runs `codex --version`, never a model.
+    #[oai(path = "/health", method = "get", operation_id = "health")]
+    async fn health(&self) -> HealthResponse {
+        match self.state.backend.status().await {
+            CodexStatus::Ready { path, version } => HealthResponse::Ok(Json(Health {
+                status: HealthState::Ok,
+                codex: CodexHealth {
+                    available: true,
+                    path: Some(path),
+                    version: Some(version),
+                    reason: None,
+                },
+            })),
+            CodexStatus::Unavailable { reason } => {
+                tracing::warn!(%reason, "health: codex unavailable");
+                HealthResponse::Degraded(Json(Health {
+                    status: HealthState::Degraded,
+                    codex: CodexHealth {
+                        available: false,
+                        path: None,
+                        version: None,
+                        reason: Some(reason),
+                    },
+                }))
+            }
+        }
+    }
+}

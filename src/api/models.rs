@@ -1,0 +1,41 @@
+//! `GET /v1/models`: static, answered from the configuration. OpenWebUI calls it often, so it
+//! never starts codex.
+
+use std::sync::Arc;
+
+use poem_openapi::{payload::Json, OpenApi};
+
+use super::{
+    error::ApiError,
+    response::{Model, ModelList},
+    ApiTags, AppState,
+};
+
+pub struct ModelsApi {
+    pub state: Arc<AppState>,
+}
+
+#[OpenApi(tag = "ApiTags::Models")]
+impl ModelsApi {
+    /// List models
+    ///
+    /// `codex-local` (codex's configured model, or `CODEX_MODEL`) and every id in `CODEX_MODELS`.
+    #[oai(path = "/v1/models", method = "get", operation_id = "listModels")]
+    async fn list(&self) -> Result<Json<ModelList>, ApiError> {
+        let data = self
+            .state
+            .config
+            .model_ids()
+            .map(|id| Model {
+                id: id.to_owned(),
+                object: "model".into(),
+                created: self.state.started_at,
+                owned_by: "codex".into(),
+            })
+            .collect();
+        Ok(Json(ModelList {
+            object: "list".into(),
+            data,
+        }))
+    }
+}

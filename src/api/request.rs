@@ -1,0 +1,127 @@
+//! Request wire types of `POST /v1/chat/completions`, as the OpenAI SDKs and OpenWebUI send them.
+//! Fields not listed here are accepted and ignored.
+
+use poem_openapi::{Enum, Object, Union};
+
+#[derive(Debug, Clone, Object)]
+pub struct ChatCompletionRequest {
+    /// A model id from `GET /v1/models`.
+    pub model: String,
+    /// The conversation so far, oldest first.
+    pub messages: Vec<ChatMessage>,
+    /// Stream the answer as server-sent events.
+    pub stream: Option<bool>,
+    pub stream_options: Option<StreamOptions>,
+    /// How many choices to generate; only 1 is supported.
+    pub n: Option<u32>,
+    /// Accepted for compatibility; codex does not expose sampling parameters.
+    pub temperature: Option<f64>,
+    /// Accepted for compatibility; codex does not expose sampling parameters.
+    pub top_p: Option<f64>,
+    /// Accepted for compatibility; codex does not cap its answer length.
+    pub max_tokens: Option<u64>,
+    /// Accepted for compatibility; codex does not cap its answer length.
+    pub max_completion_tokens: Option<u64>,
+    /// Accepted for compatibility; codex does not take a seed.
+    pub seed: Option<i64>,
+    /// An end-user id, logged with the request.
+    pub user: Option<String>,
+    /// Tools the model may call.
+    pub tools: Option<Vec<Tool>>,
+    /// `none`, `auto`, `required`, or `{"type":"function","function":{"name":...}}`.
+    pub tool_choice: Option<serde_json::Value>,
+    pub parallel_tool_calls: Option<bool>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct StreamOptions {
+    /// Send a last chunk with `usage` and empty `choices`.
+    pub include_usage: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    /// Newer OpenAI clients' name for system instructions; treated as `system`.
+    Developer,
+    User,
+    Assistant,
+    Tool,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ChatMessage {
+    pub role: Role,
+    /// Text, or an array of content parts. May be null on assistant messages with `tool_calls`.
+    pub content: Option<MessageContent>,
+    pub name: Option<String>,
+    /// Calls an earlier assistant turn made.
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// On `tool` messages: the call this message answers.
+    pub tool_call_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Union)]
+pub enum MessageContent {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Debug, Clone, Union)]
+#[oai(discriminator_name = "type")]
+pub enum ContentPart {
+    #[oai(mapping = "text")]
+    Text(TextPart),
+    #[oai(mapping = "image_url")]
+    ImageUrl(ImageUrlPart),
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct TextPart {
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ImageUrlPart {
+    pub image_url: ImageUrl,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ImageUrl {
+    pub url: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct Tool {
+    /// Always `function`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    pub function: FunctionDefinition,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct FunctionDefinition {
+    pub name: String,
+    pub description: Option<String>,
+    /// A JSON Schema object for the arguments.
+    pub parameters: Option<serde_json::Value>,
+    pub strict: Option<bool>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ToolCall {
+    pub id: String,
+    /// Always `function`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct FunctionCall {
+    pub name: String,
+    /// The arguments as a JSON-encoded string.
+    pub arguments: String,
+}

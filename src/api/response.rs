@@ -1,0 +1,175 @@
+//! Response wire types: the JSON reply, the SSE chunks, models, health, and the error envelope.
+
+use poem_openapi::{Enum, Object};
+
+use crate::{error::ProxyError, usage::TokenUsage};
+
+#[derive(Debug, Clone, Object)]
+pub struct ChatCompletion {
+    /// `chatcmpl-` followed by a random id.
+    pub id: String,
+    /// Always `chat.completion`.
+    pub object: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// The model id the client asked for.
+    pub model: String,
+    pub choices: Vec<Choice>,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct Choice {
+    pub index: u32,
+    pub message: AssistantMessage,
+    pub finish_reason: String,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct AssistantMessage {
+    /// Always `assistant`.
+    pub role: String,
+    pub content: Option<String>,
+    /// codex's reasoning summary, when it produced one.
+    #[oai(skip_serializing_if_is_none)]
+    pub reasoning_content: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ChatCompletionChunk {
+    pub id: String,
+    /// Always `chat.completion.chunk`.
+    pub object: String,
+    pub created: i64,
+    pub model: String,
+    /// Empty on the usage chunk sent with `stream_options.include_usage`.
+    pub choices: Vec<ChunkChoice>,
+    #[oai(skip_serializing_if_is_none)]
+    pub usage: Option<Usage>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ChunkChoice {
+    pub index: u32,
+    pub delta: ChunkDelta,
+    /// Set on exactly one chunk of a successful stream.
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Object)]
+pub struct ChunkDelta {
+    #[oai(skip_serializing_if_is_none)]
+    pub role: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub content: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub reasoning_content: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub prompt_tokens_details: PromptTokensDetails,
+    pub completion_tokens_details: CompletionTokensDetails,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct PromptTokensDetails {
+    pub cached_tokens: u64,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct CompletionTokensDetails {
+    pub reasoning_tokens: u64,
+}
+
+impl From<TokenUsage> for Usage {
+    fn from(usage: TokenUsage) -> Self {
+        Usage {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.total_tokens(),
+            prompt_tokens_details: PromptTokensDetails {
+                cached_tokens: usage.cached_tokens,
+            },
+            completion_tokens_details: CompletionTokensDetails {
+                reasoning_tokens: usage.reasoning_tokens,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ModelList {
+    /// Always `list`.
+    pub object: String,
+    pub data: Vec<Model>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct Model {
+    pub id: String,
+    /// Always `model`.
+    pub object: String,
+    /// Unix seconds; the server's start time.
+    pub created: i64,
+    pub owned_by: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum HealthState {
+    /// codex was found and answered `--version`.
+    Ok,
+    /// The server runs, but chat requests will fail until codex is fixed.
+    Degraded,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct Health {
+    pub status: HealthState,
+    pub codex: CodexHealth,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct CodexHealth {
+    pub available: bool,
+    #[oai(skip_serializing_if_is_none)]
+    pub path: Option<String>,
+    /// What `codex --version` printed.
+    #[oai(skip_serializing_if_is_none)]
+    pub version: Option<String>,
+    /// Why codex cannot be used, and how to fix it.
+    #[oai(skip_serializing_if_is_none)]
+    pub reason: Option<String>,
+}
+
+/// OpenAI's error envelope: `{"error":{"message","type","param","code"}}`.
+#[derive(Debug, Clone, Object)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ErrorBody {
+    pub message: String,
+    #[oai(rename = "type")]
+    pub kind: String,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+impl From<&ProxyError> for ErrorEnvelope {
+    fn from(err: &ProxyError) -> Self {
+        ErrorEnvelope {
+            error: ErrorBody {
+                message: err.message(),
+                kind: err.error_type().to_owned(),
+                param: err.param().map(str::to_owned),
+                code: err.code().map(str::to_owned),
+            },
+        }
+    }
+}

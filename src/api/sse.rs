@@ -1,0 +1,126 @@
+//! The streaming reply: OpenAI chunks as server-sent events, keep-alive comments while codex is
+//! silent, an in-band error when codex fails after the headers are out, and `data: [DONE]`.
+
+use std::{pin::pin, time::Duration};
+
+use bytes::Bytes;
+use futures_util::{stream::BoxStream, Stream, StreamExt};
+use poem::{Body, IntoResponse, Response};
+use poem_openapi::{
+    payload::Payload,
+    registry::{MetaSchema, MetaSchemaRef, Registry},
+    types::{ToJSON, Type},
+};
+
+use super::response::{ChatCompletionChunk, ChunkChoice, ChunkDelta, ErrorEnvelope, Usage};
+use crate::translate::Delta;
+
+const DONE: &[u8] = b"data: [DONE]\n\n";
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// What every chunk of one reply shares.
+#[derive(Debug, Clone)]
+pub struct ChunkHeader {
+    pub id: String,
+    pub created: i64,
+    pub model: String,
+    pub include_usage: bool,
+}
+
+impl ChunkHeader {
+    fn chunk(&self, delta: ChunkDelta, finish_reason: Option<&str>) -> ChatCompletionChunk {
+        ChatCompletionChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish_reason.map(str::to_owned),
+            }],
+            usage: None,
+        }
+    }
+}
+
+fn event(value: &impl ToJSON) -> Bytes {
+    Bytes::from(format!("data: {}\n\n", value.to_json_string()))
+}
+
+/// Renders deltas as SSE bytes. The first chunk carries the role and goes out at once, so the
+/// client sees the reply begin even while codex is still starting.
+pub fn render(
+    header: ChunkHeader,
+    deltas: impl Stream<Item = Delta> + Send + 'static,
+    keepalive: Duration,
+) -> impl Stream<Item = Bytes> + Send + 'static {
+    async_stream::stream! {
+        yield event(&header.chunk(ChunkDelta { role: Some("assistant".into()), content: Some(String::new()), ..Default::default() }, None));
+        let mut deltas = pin!(deltas);
+        loop {
+            // A comment line while codex is silent keeps proxies and clients from timing out,
+            // and writing it is how a vanished client gets noticed.
+            let delta = match tokio::time::timeout(keepalive, deltas.next()).await {
+                Err(_) => {
+                    yield Bytes::from_static(KEEP_ALIVE);
+                    continue;
+                }
+                Ok(None) => break,
+                Ok(Some(delta)) => delta,
+            };
+            match delta {
+                Delta::Reasoning(text) => {
+                    yield event(&header.chunk(ChunkDelta { reasoning_content: Some(text), ..Default::default() }, None));
+                }
+                Delta::Content(text) => {
+                    yield event(&header.chunk(ChunkDelta { content: Some(text), ..Default::default() }, None));
+                }
+                Delta::Finish { reason, usage } => {
+                    yield event(&header.chunk(ChunkDelta::default(), Some(reason.as_str())));
+                    if header.include_usage {
+                        let mut chunk = header.chunk(ChunkDelta::default(), None);
+                        chunk.choices.clear();
+                        chunk.usage = Some(Usage::from(usage));
+                        yield event(&chunk);
+                    }
+                    break;
+                }
+                Delta::Failed(err) => {
+                    tracing::warn!(error = %err, "codex failed mid-stream; sending an in-band error");
+                    yield event(&ErrorEnvelope::from(&err));
+                    break;
+                }
+            }
+        }
+        yield Bytes::from_static(DONE);
+    }
+}
+
+/// A `text/event-stream` body of [`ChatCompletionChunk`]s, typed for the OpenAPI spec.
+pub struct ChunkStream(pub BoxStream<'static, Bytes>);
+
+impl Payload for ChunkStream {
+    const CONTENT_TYPE: &'static str = "text/event-stream";
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            items: Some(Box::new(ChatCompletionChunk::schema_ref())),
+            ..MetaSchema::new_with_format("array", "event-stream")
+        }))
+    }
+
+    fn register(registry: &mut Registry) {
+        ChatCompletionChunk::register(registry);
+    }
+}
+
+impl IntoResponse for ChunkStream {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .content_type("text/event-stream")
+            .header("Cache-Control", "no-cache")
+            .header("X-Accel-Buffering", "no")
+            .body(Body::from_bytes_stream(self.0.map(Ok::<_, std::io::Error>)))
+    }
+}

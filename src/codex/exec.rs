@@ -1,0 +1,287 @@
+//! The `exec` backend: one `codex exec --json` process per turn.
+
+use std::{
+    collections::VecDeque,
+    ffi::OsString,
+    io::ErrorKind,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::Arc,
+    time::Duration,
+};
+
+use futures_util::{future::BoxFuture, FutureExt, StreamExt};
+use tokio::{
+    io::{AsyncRead, AsyncWriteExt},
+    process::Command,
+};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
+
+use super::{
+    process::ProcessGroupGuard, Backend, CodexStatus, ExitReport, RunEvent, RunStream, ThreadEvent,
+    Turn,
+};
+use crate::{config::Sandbox, error::ProxyError};
+
+/// Longest stdout or stderr line kept. A longer line is logged and skipped: one runaway line
+/// must not grow the proxy's memory without bound.
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+/// How much of codex's stderr is kept for error messages.
+const STDERR_TAIL_BYTES: usize = 4 * 1024;
+
+/// Variables codex may see. Everything else, the proxy's `API_KEYS` above all, is withheld.
+const PASSED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "CODEX_HOME",
+    "CODEX_API_KEY",
+    "OPENAI_API_KEY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+];
+
+#[derive(Debug, Clone)]
+pub struct ExecBackend {
+    codex_path: PathBuf,
+    sandbox: Sandbox,
+}
+
+impl ExecBackend {
+    pub fn new(codex_path: PathBuf, sandbox: Sandbox) -> Self {
+        ExecBackend {
+            codex_path,
+            sandbox,
+        }
+    }
+
+    /// The argv after the program name. The prompt is never an argument: `-` makes codex read
+    /// it from stdin, which has no size limit, stays out of `ps`, and cannot be taken for a flag.
+    pub fn args(&self, turn: &Turn, workdir: &Path) -> Vec<OsString> {
+        let mut args: Vec<OsString> = [
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "--ephemeral",
+            "-s",
+            self.sandbox.as_arg(),
+        ]
+        .into_iter()
+        .map(OsString::from)
+        .collect();
+        if let Some(model) = &turn.model {
+            args.push("-m".into());
+            args.push(model.into());
+        }
+        args.push("-C".into());
+        args.push(workdir.into());
+        args.push("-".into());
+        args
+    }
+
+    fn resolved_path(&self) -> Result<PathBuf, ProxyError> {
+        which::which(&self.codex_path).map_err(|err| {
+            ProxyError::CodexUnavailable(format!(
+                "The codex CLI could not be started: `{}` {}. Install it (`npm install -g @openai/codex`) or set CODEX_PATH to its path.",
+                self.codex_path.display(),
+                match err {
+                    which::Error::CannotFindBinaryPath => "was not found",
+                    _ => "is not an executable file",
+                }
+            ))
+        })
+    }
+}
+
+fn explicit_env() -> impl Iterator<Item = (OsString, OsString)> {
+    PASSED_ENV
+        .iter()
+        .filter_map(|name| std::env::var_os(name).map(|value| (OsString::from(name), value)))
+}
+
+impl Backend for ExecBackend {
+    fn run(&self, turn: Turn) -> Result<RunStream, ProxyError> {
+        let program = self.resolved_path()?;
+        let workdir = tempfile::Builder::new()
+            .prefix("codex-turn-")
+            .tempdir()
+            .map_err(|err| {
+                ProxyError::CodexUnavailable(format!(
+                    "could not create a working directory for codex: {err}"
+                ))
+            })?;
+        let mut child = Command::new(&program)
+            .args(self.args(&turn, workdir.path()))
+            .current_dir(workdir.path())
+            .env_clear()
+            .envs(explicit_env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|err| {
+                ProxyError::CodexUnavailable(match err.kind() {
+                    ErrorKind::PermissionDenied => format!(
+                        "The codex CLI at `{}` is not executable (permission denied). Fix its permissions or set CODEX_PATH.",
+                        program.display()
+                    ),
+                    _ => format!("The codex CLI at `{}` could not be started: {err}", program.display()),
+                })
+            })?;
+        let group = ProcessGroupGuard::new(child.id());
+        tracing::debug!(pid = child.id(), program = %program.display(), "codex started");
+
+        // Written from its own task so a prompt larger than the pipe buffer cannot deadlock
+        // against codex's output; dropping the handle closes stdin, which codex waits for.
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let prompt = turn.prompt;
+        tokio::spawn(async move {
+            if let Err(err) = stdin.write_all(prompt.as_bytes()).await {
+                tracing::warn!(%err, "could not write the prompt to codex");
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = tokio::spawn(stderr_tail(child.stderr.take().expect("stderr is piped")));
+
+        Ok(async_stream::stream! {
+            // Held by the stream: dropping the stream (client gone, error) kills the group and
+            // removes the working directory.
+            let _group = group;
+            let _workdir = workdir;
+            let mut lines = FramedRead::new(stdout, line_codec());
+            while let Some(line) = lines.next().await {
+                match line {
+                    Ok(bytes) => {
+                        let line = String::from_utf8_lossy(&bytes);
+                        let line = line.trim();
+                        if line.is_empty() {
+                            continue;
+                        }
+                        match ThreadEvent::parse(line) {
+                            Ok(ThreadEvent::Unknown) => tracing::debug!(line, "skipping an unknown codex event"),
+                            Ok(event) => yield RunEvent::Event(event),
+                            Err(err) => tracing::warn!(%err, line = %excerpt(line), "skipping a line of codex output that is not an event"),
+                        }
+                    }
+                    Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
+                        tracing::warn!(max = MAX_LINE_BYTES, "skipping a codex output line over the length limit");
+                    }
+                    Err(AnyDelimiterCodecError::Io(err)) => {
+                        tracing::warn!(%err, "reading codex output failed");
+                        break;
+                    }
+                }
+            }
+            let code = match child.wait().await {
+                Ok(status) => status.code(),
+                Err(err) => {
+                    tracing::warn!(%err, "waiting for codex failed");
+                    None
+                }
+            };
+            let stderr_tail = stderr.await.unwrap_or_default();
+            tracing::debug!(?code, "codex exited");
+            yield RunEvent::Exited(ExitReport { code, stderr_tail });
+        }
+        .boxed())
+    }
+
+    fn status(&self) -> BoxFuture<'_, CodexStatus> {
+        async move {
+            let program = match self.resolved_path() {
+                Ok(program) => program,
+                Err(err) => {
+                    return CodexStatus::Unavailable {
+                        reason: err.message(),
+                    }
+                }
+            };
+            let output = Command::new(&program)
+                .arg("--version")
+                .env_clear()
+                .envs(explicit_env())
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output();
+            match tokio::time::timeout(Duration::from_secs(10), output).await {
+                Ok(Ok(out)) if out.status.success() => CodexStatus::Ready {
+                    path: program.display().to_string(),
+                    version: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+                },
+                Ok(Ok(out)) => CodexStatus::Unavailable {
+                    reason: format!(
+                        "`{} --version` exited with {}: {}",
+                        program.display(),
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                },
+                Ok(Err(err)) => CodexStatus::Unavailable {
+                    reason: format!("`{}` could not be run: {err}", program.display()),
+                },
+                Err(_) => CodexStatus::Unavailable {
+                    reason: format!(
+                        "`{} --version` did not answer within 10 s",
+                        program.display()
+                    ),
+                },
+            }
+        }
+        .boxed()
+    }
+}
+
+fn line_codec() -> AnyDelimiterCodec {
+    AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_LINE_BYTES)
+}
+
+fn excerpt(line: &str) -> &str {
+    match line.char_indices().nth(200) {
+        Some((end, _)) => &line[..end],
+        None => line,
+    }
+}
+
+/// Drains stderr to its end (so codex never blocks on a full pipe), logging each line at debug
+/// and keeping the last few KiB for error messages.
+async fn stderr_tail(stderr: impl AsyncRead + Unpin) -> String {
+    let mut lines = FramedRead::new(stderr, line_codec());
+    let mut tail: VecDeque<String> = VecDeque::new();
+    let mut tail_bytes = 0;
+    while let Some(line) = lines.next().await {
+        let Ok(bytes) = line else { continue };
+        let line = String::from_utf8_lossy(&bytes).trim_end().to_owned();
+        if line.is_empty() {
+            continue;
+        }
+        tracing::debug!(line = %excerpt(&line), "codex stderr");
+        tail_bytes += line.len();
+        tail.push_back(line);
+        while tail_bytes > STDERR_TAIL_BYTES && tail.len() > 1 {
+            tail_bytes -= tail.pop_front().map_or(0, |l| l.len());
+        }
+    }
+    Vec::from(tail).join("\n")
+}
+
+/// Shared handle used by the app state.
+pub type SharedBackend = Arc<dyn Backend>;

@@ -1,0 +1,262 @@
+//! Configuration: one struct, read once from the environment (and `.env`), validated at start-up.
+//!
+//! The README table, `.env.example` and this struct describe the same variables; a bad value
+//! stops start-up with a message that names the variable, rather than failing on a request later.
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Deserializer};
+use tracing_subscriber::EnvFilter;
+
+/// The model id every deployment lists; it runs codex with its own configured default model
+/// (or `CODEX_MODEL` when set).
+pub const DEFAULT_MODEL_ID: &str = "codex-local";
+
+/// codex's `-s/--sandbox` modes. Anything else is refused at start-up, not passed to codex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sandbox {
+    ReadOnly,
+    WorkspaceWrite,
+    DangerFullAccess,
+}
+
+impl Sandbox {
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            Sandbox::ReadOnly => "read-only",
+            Sandbox::WorkspaceWrite => "workspace-write",
+            Sandbox::DangerFullAccess => "danger-full-access",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct RawConfig {
+    #[serde(default, deserialize_with = "comma_list")]
+    api_keys: Vec<String>,
+    #[serde(default = "default_host")]
+    host: String,
+    #[serde(default = "default_port")]
+    port: String,
+    #[serde(default, deserialize_with = "non_empty")]
+    codex_path: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    codex_model: Option<String>,
+    #[serde(default, deserialize_with = "comma_list")]
+    codex_models: Vec<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    codex_sandbox: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    log_level: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    keepalive_secs: Option<String>,
+}
+
+/// The validated configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bearer keys a client must present; empty means the API is open.
+    pub api_keys: Vec<String>,
+    pub host: IpAddr,
+    pub port: u16,
+    /// The codex executable: a path, or a name looked up on `PATH`.
+    pub codex_path: PathBuf,
+    /// Passed to codex as `-m` for `codex-local`; unset means codex's own default.
+    pub codex_model: Option<String>,
+    /// Extra model ids listed by `/v1/models`; each is passed to codex as `-m <id>`.
+    pub codex_models: Vec<String>,
+    pub codex_sandbox: Sandbox,
+    /// A tracing filter directive (`info`, `debug`, `codex_openai_proxy=trace,info`, ...).
+    pub log_level: String,
+    /// How often an SSE comment is sent while codex is silent.
+    pub keepalive: Duration,
+}
+
+/// A configuration problem, always naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+fn default_host() -> String {
+    "0.0.0.0".into()
+}
+
+fn default_port() -> String {
+    "8000".into()
+}
+
+/// An empty variable (`CODEX_MODEL=` in `.env`) means "unset", not "the empty string".
+fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    Ok(value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
+}
+
+fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let value = Option::<String>::deserialize(d)?.unwrap_or_default();
+    Ok(value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+impl Config {
+    /// Reads `.env` (when present) into the process environment, then the environment.
+    /// Variables already set in the environment win over `.env`.
+    pub fn load() -> Result<Self, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(err) if err.not_found() => {}
+            Err(err) => return Err(ConfigError(format!(".env could not be read: {err}"))),
+        }
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Builds the configuration from explicit variables; used by [`Config::load`] and by tests.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let raw: RawConfig = envy::from_iter(vars).map_err(|err| ConfigError(err.to_string()))?;
+        let host = raw.host.trim().parse::<IpAddr>().map_err(|_| {
+            ConfigError(format!(
+                "HOST must be an IP address such as 0.0.0.0 or 127.0.0.1, got {:?}",
+                raw.host
+            ))
+        })?;
+        let port = raw.port.trim().parse::<u16>().map_err(|_| {
+            ConfigError(format!(
+                "PORT must be a number from 0 to 65535, got {:?}",
+                raw.port
+            ))
+        })?;
+        let codex_sandbox = match raw.codex_sandbox.as_deref() {
+            None => Sandbox::ReadOnly,
+            Some(value) => serde_json::from_value(serde_json::Value::String(value.to_owned()))
+                .map_err(|_| {
+                    ConfigError(format!(
+                        "CODEX_SANDBOX must be one of read-only, workspace-write, danger-full-access, got {value:?}"
+                    ))
+                })?,
+        };
+        let log_level = raw.log_level.unwrap_or_else(|| "info".into());
+        EnvFilter::try_new(&log_level).map_err(|err| {
+            ConfigError(format!(
+                "LOG_LEVEL must be a level (error, warn, info, debug, trace) or a tracing filter, got {log_level:?}: {err}"
+            ))
+        })?;
+        let keepalive_secs = match raw.keepalive_secs.as_deref() {
+            None => 15,
+            Some(value) => value
+                .parse::<u64>()
+                .ok()
+                .filter(|secs| *secs > 0)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "KEEPALIVE_SECS must be a whole number of seconds above 0, got {value:?}"
+                    ))
+                })?,
+        };
+        if let Some(bad) = raw
+            .codex_models
+            .iter()
+            .find(|id| id.as_str() == DEFAULT_MODEL_ID)
+        {
+            return Err(ConfigError(format!(
+                "CODEX_MODELS must not repeat {bad:?}, which is always listed; set CODEX_MODEL to choose the model behind it"
+            )));
+        }
+        Ok(Config {
+            api_keys: raw.api_keys,
+            host,
+            port,
+            codex_path: PathBuf::from(raw.codex_path.unwrap_or_else(|| "codex".into())),
+            codex_model: raw.codex_model,
+            codex_models: raw.codex_models,
+            codex_sandbox,
+            log_level,
+            keepalive: Duration::from_secs(keepalive_secs),
+        })
+    }
+
+    /// The model ids `/v1/models` lists, in order.
+    pub fn model_ids(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(DEFAULT_MODEL_ID).chain(self.codex_models.iter().map(String::as_str))
+    }
+
+    /// What codex gets as `-m` for a listed model id; `None` for an unlisted id.
+    pub fn resolve_model(&self, id: &str) -> Option<Option<String>> {
+        if id == DEFAULT_MODEL_ID {
+            Some(self.codex_model.clone())
+        } else if self.codex_models.iter().any(|m| m == id) {
+            Some(Some(id.to_owned()))
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_readme() {
+        let config = Config::from_vars(vars(&[])).unwrap();
+        assert!(config.api_keys.is_empty());
+        assert_eq!(config.host.to_string(), "0.0.0.0");
+        assert_eq!(config.port, 8000);
+        assert_eq!(config.codex_path, PathBuf::from("codex"));
+        assert_eq!(config.codex_model, None);
+        assert_eq!(config.codex_sandbox, Sandbox::ReadOnly);
+        assert_eq!(config.log_level, "info");
+        assert_eq!(config.keepalive, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn lists_are_comma_separated_and_blank_entries_dropped() {
+        let config = Config::from_vars(vars(&[
+            ("API_KEYS", " k1, ,k2 "),
+            ("CODEX_MODELS", "gpt-5.5,gpt-6-sol"),
+            ("CODEX_MODEL", ""),
+        ]))
+        .unwrap();
+        assert_eq!(config.api_keys, ["k1", "k2"]);
+        assert_eq!(
+            config.model_ids().collect::<Vec<_>>(),
+            ["codex-local", "gpt-5.5", "gpt-6-sol"]
+        );
+        assert_eq!(config.codex_model, None);
+        assert_eq!(
+            config.resolve_model("gpt-5.5"),
+            Some(Some("gpt-5.5".into()))
+        );
+        assert_eq!(config.resolve_model("codex-local"), Some(None));
+        assert_eq!(config.resolve_model("gpt-4o"), None);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        for (name, value) in [
+            ("PORT", "eighty"),
+            ("HOST", "not an ip"),
+            ("CODEX_SANDBOX", "yolo"),
+            ("KEEPALIVE_SECS", "0"),
+            ("LOG_LEVEL", "info,[[["),
+            ("CODEX_MODELS", "codex-local"),
+        ] {
+            let err = Config::from_vars(vars(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{name}={value} gave {err}");
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! codex-openai-proxy: the local OpenAI `codex` CLI served as an OpenAI-compatible HTTP API.
+//!
+//! `main` only loads the configuration and calls [`serve`]; tests build the same application
+//! with [`app`] and a backend of their choosing.
+
+pub mod api;
+pub mod codex;
+pub mod config;
+pub mod error;
+pub mod prompt;
+pub mod translate;
+pub mod usage;
+
+use std::sync::Arc;
+
+use poem::{
+    listener::{Acceptor, Listener, TcpListener},
+    Endpoint, Response, Server,
+};
+
+use crate::{
+    api::AppState,
+    codex::exec::{ExecBackend, SharedBackend},
+    config::Config,
+};
+
+/// The application for `config`, running codex through `backend`.
+pub fn app_with_backend(
+    config: Config,
+    backend: SharedBackend,
+) -> impl Endpoint<Output = Response> {
+    api::routes(Arc::new(AppState {
+        config,
+        backend,
+        started_at: api::chat::unix_now(),
+    }))
+}
+
+/// The application for `config`, running codex with `codex exec`.
+pub fn app(config: Config) -> impl Endpoint<Output = Response> {
+    let backend = Arc::new(ExecBackend::new(
+        config.codex_path.clone(),
+        config.codex_sandbox,
+    ));
+    app_with_backend(config, backend)
+}
+
+/// Sets up logging at `config.log_level` on stderr.
+pub fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Binds `HOST:PORT` and serves until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> std::io::Result<()> {
+    // Installed before the address is announced, so a signal sent right after start-up is
+    // already a graceful shutdown.
+    let shutdown = shutdown_signal()?;
+    let acceptor = TcpListener::bind((config.host, config.port))
+        .into_acceptor()
+        .await?;
+    if let Some(addr) = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+    {
+        tracing::info!("listening on http://{addr} (docs at http://{addr}/docs)");
+    }
+    if config.api_keys.is_empty() {
+        tracing::warn!("API_KEYS is empty: the API is open to anyone who can reach this port");
+    }
+    let app = app(config);
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown, None)
+        .await
+}
+
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+    })
+}

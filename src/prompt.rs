@@ -1,0 +1,205 @@
+//! Prompt rendering: the OpenAI conversation as the one text codex reads on stdin.
+//!
+//! A lone user message is sent as it is. Anything longer becomes a transcript: the system and
+//! developer instructions first, then each turn in order inside a tag that names its speaker,
+//! then a last line asking for the assistant's next reply. Tool calls and tool results render as
+//! tags carrying the call id and the tool name, so a later turn can refer back to them.
+
+use std::{collections::HashMap, fmt::Write};
+
+use crate::{
+    api::request::{ChatMessage, ContentPart, MessageContent, Role},
+    error::ProxyError,
+};
+
+/// Renders the messages, or says which message cannot be sent to codex.
+pub fn render(messages: &[ChatMessage]) -> Result<String, ProxyError> {
+    if messages.is_empty() {
+        return Err(ProxyError::invalid(
+            "`messages` is empty: send at least one message, for example {\"role\":\"user\",\"content\":\"Hello\"}.",
+            "messages",
+        ));
+    }
+    let texts = messages
+        .iter()
+        .enumerate()
+        .map(|(index, message)| message_text(index, message))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    if let [only] = messages {
+        if only.role == Role::User {
+            return Ok(texts.into_iter().next().unwrap_or_default());
+        }
+    }
+
+    let mut out = String::new();
+    let instructions: Vec<&str> = messages
+        .iter()
+        .zip(&texts)
+        .filter(|(m, text)| matches!(m.role, Role::System | Role::Developer) && !text.is_empty())
+        .map(|(_, text)| text.as_str())
+        .collect();
+    if !instructions.is_empty() {
+        out.push_str("<instructions>\n");
+        out.push_str(&instructions.join("\n\n"));
+        out.push_str("\n</instructions>\n\n");
+    }
+
+    out.push_str("<conversation>\n");
+    let mut tool_names: HashMap<&str, &str> = HashMap::new();
+    for (message, text) in messages.iter().zip(&texts) {
+        match message.role {
+            Role::System | Role::Developer => {}
+            Role::User => {
+                let _ = write!(out, "<user>\n{text}\n</user>\n");
+            }
+            Role::Assistant => {
+                if !text.is_empty() {
+                    let _ = write!(out, "<assistant>\n{text}\n</assistant>\n");
+                }
+                for call in message.tool_calls.iter().flatten() {
+                    tool_names.insert(&call.id, &call.function.name);
+                    let _ = write!(
+                        out,
+                        "<tool_call id=\"{}\" name=\"{}\">\n{}\n</tool_call>\n",
+                        call.id, call.function.name, call.function.arguments
+                    );
+                }
+            }
+            Role::Tool => {
+                let id = message.tool_call_id.as_deref().unwrap_or("");
+                let name = message
+                    .name
+                    .as_deref()
+                    .or_else(|| tool_names.get(id).copied())
+                    .unwrap_or("unknown");
+                let _ = write!(
+                    out,
+                    "<tool_result id=\"{id}\" name=\"{name}\">\n{text}\n</tool_result>\n"
+                );
+            }
+        }
+    }
+    out.push_str("</conversation>\n\nReply as the assistant to the conversation above.");
+    Ok(out)
+}
+
+/// The text of one message: a string, or its text parts joined by newlines.
+fn message_text(index: usize, message: &ChatMessage) -> Result<String, ProxyError> {
+    match &message.content {
+        None => Ok(String::new()),
+        Some(MessageContent::Text(text)) => Ok(text.clone()),
+        Some(MessageContent::Parts(parts)) => {
+            let mut texts = Vec::with_capacity(parts.len());
+            for part in parts {
+                match part {
+                    ContentPart::Text(part) => texts.push(part.text.as_str()),
+                    ContentPart::ImageUrl(_) => {
+                        return Err(ProxyError::InvalidRequest {
+                            message: format!(
+                                "messages[{index}] contains an image_url part; image input is not supported by this server yet. Send text parts only."
+                            ),
+                            param: Some(format!("messages[{index}].content")),
+                        })
+                    }
+                }
+            }
+            Ok(texts.join("\n"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::request::{FunctionCall, ImageUrl, ImageUrlPart, TextPart, ToolCall};
+
+    fn msg(role: Role, text: &str) -> ChatMessage {
+        ChatMessage {
+            role,
+            content: Some(MessageContent::Text(text.into())),
+            name: None,
+            tool_calls: None,
+            tool_call_id: None,
+        }
+    }
+
+    #[test]
+    fn a_lone_user_message_is_sent_verbatim() {
+        assert_eq!(
+            render(&[msg(Role::User, "-h is not a flag")]).unwrap(),
+            "-h is not a flag"
+        );
+    }
+
+    #[test]
+    fn instructions_come_first_and_turns_keep_their_order() {
+        let prompt = render(&[
+            msg(Role::User, "Hi"),
+            msg(Role::System, "Be brief."),
+            msg(Role::Assistant, "Hello!"),
+            msg(Role::Developer, "Answer in French."),
+            msg(Role::User, "How are you?"),
+        ])
+        .unwrap();
+        assert_eq!(
+            prompt,
+            "<instructions>\nBe brief.\n\nAnswer in French.\n</instructions>\n\n<conversation>\n<user>\nHi\n</user>\n<assistant>\nHello!\n</assistant>\n<user>\nHow are you?\n</user>\n</conversation>\n\nReply as the assistant to the conversation above."
+        );
+    }
+
+    #[test]
+    fn tool_calls_and_results_render_with_the_tool_name() {
+        let mut call = msg(Role::Assistant, "");
+        call.content = None;
+        call.tool_calls = Some(vec![ToolCall {
+            id: "call_1".into(),
+            kind: "function".into(),
+            function: FunctionCall {
+                name: "get_weather".into(),
+                arguments: "{\"city\":\"Paris\"}".into(),
+            },
+        }]);
+        let mut result = msg(Role::Tool, "18C");
+        result.tool_call_id = Some("call_1".into());
+        let prompt = render(&[msg(Role::User, "Weather?"), call, result]).unwrap();
+        assert!(prompt.contains("<tool_call id=\"call_1\" name=\"get_weather\">\n{\"city\":\"Paris\"}\n</tool_call>"), "{prompt}");
+        assert!(
+            prompt
+                .contains("<tool_result id=\"call_1\" name=\"get_weather\">\n18C\n</tool_result>"),
+            "{prompt}"
+        );
+    }
+
+    #[test]
+    fn text_parts_are_joined_and_images_are_refused_with_the_message_index() {
+        let mut parts = msg(Role::User, "");
+        parts.content = Some(MessageContent::Parts(vec![
+            ContentPart::Text(TextPart { text: "a".into() }),
+            ContentPart::Text(TextPart { text: "b".into() }),
+        ]));
+        assert_eq!(render(std::slice::from_ref(&parts)).unwrap(), "a\nb");
+
+        let mut image = parts.clone();
+        image.content = Some(MessageContent::Parts(vec![ContentPart::ImageUrl(
+            ImageUrlPart {
+                image_url: ImageUrl {
+                    url: "data:image/png;base64,AAAA".into(),
+                    detail: None,
+                },
+            },
+        )]));
+        let err = render(&[parts, image]).unwrap_err();
+        assert_eq!(err.param(), Some("messages[1].content"));
+        assert_eq!(err.status().as_u16(), 400);
+    }
+
+    #[test]
+    fn no_messages_is_a_clear_400() {
+        let err = render(&[]).unwrap_err();
+        assert_eq!(
+            (err.status().as_u16(), err.param()),
+            (400, Some("messages"))
+        );
+    }
+}

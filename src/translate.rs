@@ -1,0 +1,331 @@
+//! The translator: a pure state machine from codex events to OpenAI deltas.
+//!
+//! No I/O happens here, so every case is a unit test. Streaming sends the deltas as SSE chunks;
+//! non-streaming folds the very same deltas into one reply, so the two cannot disagree.
+
+use std::sync::Arc;
+
+use crate::{
+    codex::{ExitReport, ItemDetails, RunEvent, ThreadEvent},
+    error::ProxyError,
+    usage::TokenUsage,
+};
+
+/// Separates consecutive agent messages (and reasoning items) of one turn.
+const ITEM_SEPARATOR: &str = "\n\n";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+}
+
+impl FinishReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+        }
+    }
+}
+
+/// One step of an OpenAI answer. A turn yields content and reasoning in order, then exactly one
+/// terminal delta: `Finish` or `Failed`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta {
+    Reasoning(String),
+    Content(String),
+    Finish {
+        reason: FinishReason,
+        usage: TokenUsage,
+    },
+    Failed(ProxyError),
+}
+
+impl Delta {
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Delta::Finish { .. } | Delta::Failed(_))
+    }
+}
+
+#[derive(Debug)]
+pub struct Translator {
+    /// The prompt as codex received it, counted only when codex reports no usage.
+    prompt: Arc<str>,
+    answer: String,
+    reasoning: String,
+    messages: usize,
+    reasonings: usize,
+    /// The last top-level `error` notice: the reason when codex ends without `turn.failed`.
+    last_notice: Option<String>,
+    finished: bool,
+}
+
+impl Translator {
+    pub fn new(prompt: Arc<str>) -> Self {
+        Translator {
+            prompt,
+            answer: String::new(),
+            reasoning: String::new(),
+            messages: 0,
+            reasonings: 0,
+            last_notice: None,
+            finished: false,
+        }
+    }
+
+    pub fn on_run_event(&mut self, event: RunEvent) -> Vec<Delta> {
+        match event {
+            RunEvent::Event(event) => self.on_event(event),
+            RunEvent::Exited(report) => self.on_exit(report),
+        }
+    }
+
+    pub fn on_event(&mut self, event: ThreadEvent) -> Vec<Delta> {
+        if self.finished {
+            return Vec::new();
+        }
+        match event {
+            ThreadEvent::ItemCompleted { item } => match item.details {
+                ItemDetails::AgentMessage { text } => {
+                    let text = joined(self.messages, text);
+                    self.messages += 1;
+                    self.answer.push_str(&text);
+                    vec![Delta::Content(text)]
+                }
+                ItemDetails::Reasoning { text } if !text.is_empty() => {
+                    let text = joined(self.reasonings, text);
+                    self.reasonings += 1;
+                    self.reasoning.push_str(&text);
+                    vec![Delta::Reasoning(text)]
+                }
+                ItemDetails::Error { message } => {
+                    tracing::warn!(%message, "codex warning");
+                    Vec::new()
+                }
+                ItemDetails::CommandExecution {
+                    command, exit_code, ..
+                } => {
+                    tracing::info!(%command, ?exit_code, "codex ran a command");
+                    Vec::new()
+                }
+                ItemDetails::Reasoning { .. } | ItemDetails::Other => Vec::new(),
+            },
+            ThreadEvent::Error { message } => {
+                tracing::warn!(%message, "codex reported an error");
+                self.last_notice = Some(message);
+                Vec::new()
+            }
+            ThreadEvent::TurnFailed { error } => {
+                self.finished = true;
+                vec![Delta::Failed(ProxyError::codex_failed(error.message))]
+            }
+            ThreadEvent::TurnCompleted { usage } => {
+                self.finished = true;
+                if self.messages == 0 {
+                    return vec![Delta::Failed(ProxyError::codex_failed(
+                        "codex finished the turn without an answer (no agent message)",
+                    ))];
+                }
+                let usage = if usage.input_tokens == 0 && usage.output_tokens == 0 {
+                    tracing::debug!("codex reported no token usage; counting with o200k");
+                    TokenUsage::estimate(&self.prompt, &self.answer, &self.reasoning)
+                } else {
+                    TokenUsage::from_codex(&usage)
+                };
+                vec![Delta::Finish {
+                    reason: FinishReason::Stop,
+                    usage,
+                }]
+            }
+            ThreadEvent::ThreadStarted { .. }
+            | ThreadEvent::TurnStarted
+            | ThreadEvent::ItemStarted { .. }
+            | ThreadEvent::ItemUpdated { .. }
+            | ThreadEvent::Unknown => Vec::new(),
+        }
+    }
+
+    /// codex exited. Without `turn.completed` or `turn.failed` before it, the turn failed,
+    /// whatever it printed: an agent message is not an answer until the turn completes.
+    pub fn on_exit(&mut self, report: ExitReport) -> Vec<Delta> {
+        if std::mem::replace(&mut self.finished, true) {
+            return Vec::new();
+        }
+        let status = match report.code {
+            Some(code) => format!("exit code {code}"),
+            None => "a signal".to_owned(),
+        };
+        let mut message = match self.last_notice.take() {
+            Some(notice) => notice,
+            None => format!("codex ended ({status}) before finishing the turn"),
+        };
+        let stderr = report.stderr_tail.trim();
+        if !stderr.is_empty() {
+            message.push_str(&format!("; codex stderr: {}", last_chars(stderr, 1000)));
+        }
+        vec![Delta::Failed(ProxyError::codex_failed(message))]
+    }
+}
+
+fn joined(previous: usize, text: String) -> String {
+    if previous == 0 {
+        text
+    } else {
+        format!("{ITEM_SEPARATOR}{text}")
+    }
+}
+
+fn last_chars(text: &str, max: usize) -> &str {
+    let count = text.chars().count();
+    if count <= max {
+        return text;
+    }
+    let start = text.char_indices().nth(count - max).map_or(0, |(i, _)| i);
+    &text[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codex::{CodexUsage, ThreadItem};
+    use crate::error::FailureKind;
+
+    fn completed(id: &str, details: ItemDetails) -> ThreadEvent {
+        ThreadEvent::ItemCompleted {
+            item: ThreadItem {
+                id: id.into(),
+                details,
+            },
+        }
+    }
+
+    fn message(text: &str) -> ThreadEvent {
+        completed("item_0", ItemDetails::AgentMessage { text: text.into() })
+    }
+
+    fn run(events: Vec<ThreadEvent>, exit: Option<ExitReport>) -> Vec<Delta> {
+        let mut translator = Translator::new(Arc::from("say hi"));
+        let mut deltas: Vec<Delta> = events
+            .into_iter()
+            .flat_map(|e| translator.on_event(e))
+            .collect();
+        deltas.extend(translator.on_exit(exit.unwrap_or_default()));
+        deltas
+    }
+
+    const USAGE: CodexUsage = CodexUsage {
+        input_tokens: 120,
+        cached_input_tokens: 40,
+        cache_write_input_tokens: 0,
+        output_tokens: 19,
+        reasoning_output_tokens: 7,
+    };
+
+    #[test]
+    fn several_messages_are_joined_with_a_blank_line_and_usage_is_codexs() {
+        let deltas = run(
+            vec![
+                completed(
+                    "item_0",
+                    ItemDetails::Reasoning {
+                        text: "think".into(),
+                    },
+                ),
+                message("one"),
+                message("two"),
+                ThreadEvent::TurnCompleted { usage: USAGE },
+            ],
+            None,
+        );
+        assert_eq!(deltas[0], Delta::Reasoning("think".into()));
+        assert_eq!(deltas[1], Delta::Content("one".into()));
+        assert_eq!(deltas[2], Delta::Content("\n\ntwo".into()));
+        assert_eq!(
+            deltas[3],
+            Delta::Finish {
+                reason: FinishReason::Stop,
+                usage: TokenUsage::from_codex(&USAGE)
+            }
+        );
+        assert_eq!(deltas.len(), 4, "exit after completion adds nothing");
+    }
+
+    #[test]
+    fn zero_usage_is_estimated() {
+        let deltas = run(
+            vec![
+                message("Hello from the mock model."),
+                ThreadEvent::TurnCompleted {
+                    usage: CodexUsage::default(),
+                },
+            ],
+            None,
+        );
+        let Delta::Finish { usage, .. } = &deltas[1] else {
+            panic!("{deltas:?}")
+        };
+        assert!(usage.estimated);
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (2, 6));
+    }
+
+    #[test]
+    fn an_answer_then_exit_without_completion_is_a_failure() {
+        let deltas = run(
+            vec![message("partial"), ThreadEvent::Error { message: "stream disconnected before completion: stream closed before response.completed".into() }],
+            Some(ExitReport { code: Some(1), stderr_tail: String::new() }),
+        );
+        assert_eq!(deltas[0], Delta::Content("partial".into()));
+        let Delta::Failed(err) = &deltas[1] else {
+            panic!("{deltas:?}")
+        };
+        assert!(err.message().starts_with("stream disconnected"));
+        assert_eq!(deltas.len(), 2);
+    }
+
+    #[test]
+    fn a_crash_reports_the_exit_and_stderr() {
+        let deltas = run(
+            vec![],
+            Some(ExitReport {
+                code: None,
+                stderr_tail: "thread 'main' panicked".into(),
+            }),
+        );
+        let [Delta::Failed(err)] = deltas.as_slice() else {
+            panic!("{deltas:?}")
+        };
+        assert_eq!(err.message(), "codex ended (a signal) before finishing the turn; codex stderr: thread 'main' panicked");
+    }
+
+    #[test]
+    fn turn_failed_is_classified_and_retry_notices_are_not_fatal() {
+        let deltas = run(
+            vec![
+                ThreadEvent::Error {
+                    message: "Reconnecting... 1/5".into(),
+                },
+                ThreadEvent::TurnFailed {
+                    error: crate::codex::events::TurnError {
+                        message: "Quota exceeded. Check your plan and billing details.".into(),
+                    },
+                },
+            ],
+            Some(ExitReport {
+                code: Some(1),
+                stderr_tail: String::new(),
+            }),
+        );
+        let [Delta::Failed(ProxyError::CodexFailed { kind, .. })] = deltas.as_slice() else {
+            panic!("{deltas:?}")
+        };
+        assert_eq!(*kind, FailureKind::QuotaExceeded);
+    }
+
+    #[test]
+    fn completion_without_any_message_is_not_reported_as_success() {
+        let deltas = run(vec![ThreadEvent::TurnCompleted { usage: USAGE }], None);
+        assert!(
+            matches!(deltas.as_slice(), [Delta::Failed(_)]),
+            "{deltas:?}"
+        );
+    }
+}

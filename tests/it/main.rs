@@ -1,0 +1,13 @@
+//! The integration suite, one binary: the HTTP API in process against fake-codex, the server
+//! binary as a user starts it, and fake-codex against real codex transcripts.
+
+mod support;
+
+mod auth;
+mod chat_errors;
+mod config_startup;
+mod fidelity;
+mod lifecycle;
+mod models_health;
+mod scenarios;
+mod spec;

@@ -1,0 +1,115 @@
+//! `/v1/models` answers from configuration alone; `/health` reports codex without running a model.
+
+use serde_json::json;
+
+use crate::support::{client, json_of, redact, snapshot};
+
+#[tokio::test]
+async fn models_lists_codex_local_and_the_configured_extras() {
+    let (status, body) = json_of(
+        client(&[("CODEX_MODELS", "gpt-5.5, gpt-6-sol")])
+            .get("/v1/models")
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    snapshot!("models_list", redact(body));
+}
+
+#[tokio::test]
+async fn models_never_needs_codex() {
+    let (status, body) = json_of(
+        client(&[("CODEX_PATH", "/nonexistent/codex")])
+            .get("/v1/models")
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"][0]["id"], "codex-local");
+}
+
+#[tokio::test]
+async fn an_extra_model_is_passed_to_codex_and_others_are_404() {
+    let cli = client(&[("CODEX_MODELS", "gpt-5.5")]);
+    let request = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "[[http400]]"}]});
+    // fake-codex names the `-m` it was given in its unknown-model failure.
+    let (status, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&request("gpt-5.5"))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`gpt-5.5`"),
+        "{body}"
+    );
+    let (status, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&request("gpt-9"))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("model_not_found"))
+    );
+}
+
+#[tokio::test]
+async fn codex_model_is_the_model_behind_codex_local() {
+    let cli = client(&[("CODEX_MODEL", "my-model")]);
+    let request =
+        json!({"model": "codex-local", "messages": [{"role": "user", "content": "[[http400]]"}]});
+    let (_, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&request)
+            .send()
+            .await,
+    )
+    .await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`my-model`"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn health_reports_the_codex_version() {
+    let (status, body) = json_of(client(&[]).get("/health").send().await).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["codex"]["version"], "codex-cli 0.169.0");
+    assert_eq!(body["codex"]["available"], true);
+}
+
+#[tokio::test]
+async fn health_is_degraded_with_the_reason_when_codex_is_missing() {
+    let (status, body) = json_of(
+        client(&[("CODEX_PATH", "/nonexistent/codex")])
+            .get("/health")
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["codex"]["available"], false);
+    assert!(
+        body["codex"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("CODEX_PATH"),
+        "{body}"
+    );
+}

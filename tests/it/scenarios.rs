@@ -1,0 +1,177 @@
+//! Every fake-codex scenario through the API, as a JSON reply and as an SSE stream, snapshotted.
+//! The streaming and the folded replies must tell the same story: the same text, the same
+//! usage, the same error.
+
+use serde_json::{json, Value};
+
+use crate::support::{chat, client, json_of, redact, snapshot, sse_of};
+
+const SCENARIOS: &[&str] = &[
+    "text",
+    "minimal",
+    "reasoning",
+    "multi",
+    "shell",
+    "zero_usage",
+    "http400",
+    "http401",
+    "http429",
+    "http500",
+    "context",
+    "quota",
+    "usage_limit",
+    "missing_env",
+    "answer_then_fail",
+    "crash",
+    "noise",
+    "slow:20",
+];
+
+/// What a client ends up with from a stream: text, reasoning, finish reasons, usage, error.
+fn assemble(events: &[Value]) -> Value {
+    let mut content = String::new();
+    let mut reasoning = String::new();
+    let mut finishes = Vec::new();
+    let mut usage = Value::Null;
+    let mut error = Value::Null;
+    for event in events {
+        if let Some(err) = event.get("error") {
+            error = err.clone();
+        }
+        if let Some(u) = event.get("usage") {
+            usage = u.clone();
+        }
+        for choice in event["choices"].as_array().into_iter().flatten() {
+            content.push_str(choice["delta"]["content"].as_str().unwrap_or(""));
+            reasoning.push_str(choice["delta"]["reasoning_content"].as_str().unwrap_or(""));
+            if let Some(reason) = choice["finish_reason"].as_str() {
+                finishes.push(reason.to_owned());
+            }
+        }
+    }
+    json!({"content": content, "reasoning": reasoning, "finishes": finishes, "usage": usage, "error": error})
+}
+
+#[tokio::test]
+async fn every_scenario_as_json_and_as_sse() {
+    let cli = client(&[]);
+    for scenario in SCENARIOS {
+        let prompt = format!("say hi [[{scenario}]]");
+        let name = scenario.replace(':', "_");
+
+        let (status, body) = json_of(
+            cli.post("/v1/chat/completions")
+                .body_json(&chat(&prompt, false))
+                .send()
+                .await,
+        )
+        .await;
+        snapshot!(
+            format!("scenario_{name}_json"),
+            json!({"status": status, "body": redact(body.clone())})
+        );
+
+        let (sse_status, content_type, events) = sse_of(
+            cli.post("/v1/chat/completions")
+                .body_json(&chat(&prompt, true))
+                .send()
+                .await,
+        )
+        .await;
+        assert_eq!(
+            sse_status, 200,
+            "{scenario}: a stream always starts with 200"
+        );
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{scenario}: {content_type}"
+        );
+        snapshot!(
+            format!("scenario_{name}_sse"),
+            redact(Value::Array(events.clone()))
+        );
+
+        // The stream's invariants, whatever the scenario.
+        assert_eq!(
+            events.last(),
+            Some(&json!("[DONE]")),
+            "{scenario}: ends with [DONE]"
+        );
+        assert_eq!(
+            events[0]["choices"][0]["delta"]["role"], "assistant",
+            "{scenario}: first chunk has the role"
+        );
+        let streamed = assemble(&events);
+        if status == 200 {
+            assert_eq!(
+                streamed["finishes"],
+                json!(["stop"]),
+                "{scenario}: exactly one finish_reason"
+            );
+            assert_eq!(
+                streamed["content"], body["choices"][0]["message"]["content"],
+                "{scenario}: same text"
+            );
+            assert_eq!(streamed["usage"], body["usage"], "{scenario}: same usage");
+            let folded_reasoning = body["choices"][0]["message"]["reasoning_content"]
+                .as_str()
+                .unwrap_or("");
+            assert_eq!(
+                streamed["reasoning"], folded_reasoning,
+                "{scenario}: same reasoning"
+            );
+        } else {
+            assert_eq!(
+                streamed["finishes"],
+                json!([]),
+                "{scenario}: a failed stream has no finish_reason"
+            );
+            assert_eq!(
+                streamed["error"], body["error"],
+                "{scenario}: same error in band as out of band"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn zero_usage_is_estimated_with_o200k() {
+    let (status, body) = json_of(
+        client(&[])
+            .post("/v1/chat/completions")
+            .body_json(&chat("say hi [[zero_usage]]", false))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let prompt_tokens = codex_openai_proxy::usage::count_tokens("say hi [[zero_usage]]");
+    let completion_tokens = codex_openai_proxy::usage::count_tokens("Hello from the mock model.");
+    assert_eq!(body["usage"]["prompt_tokens"], prompt_tokens);
+    assert_eq!(body["usage"]["completion_tokens"], completion_tokens);
+    assert_eq!(
+        body["usage"]["total_tokens"],
+        prompt_tokens + completion_tokens
+    );
+}
+
+#[tokio::test]
+async fn usage_without_include_usage_is_not_streamed() {
+    let mut request = chat("hi", true);
+    request.as_object_mut().unwrap().remove("stream_options");
+    let (_, _, events) = sse_of(
+        client(&[])
+            .post("/v1/chat/completions")
+            .body_json(&request)
+            .send()
+            .await,
+    )
+    .await;
+    assert!(
+        events.iter().all(|e| e.get("usage").is_none()),
+        "{events:?}"
+    );
+    assert!(events
+        .iter()
+        .all(|e| e == "[DONE]" || e["choices"].as_array().is_some_and(|c| c.len() == 1)));
+}

@@ -1,0 +1,106 @@
+//! Shared test helpers: the app on fake-codex, request builders, SSE parsing, redaction.
+
+use codex_openai_proxy::config::Config;
+use poem::{test::TestClient, Endpoint, Response};
+use serde_json::{json, Value};
+
+pub fn fake_codex() -> &'static str {
+    env!("CARGO_BIN_EXE_fake-codex")
+}
+
+/// The configuration a user would have, with fake-codex as codex and `extra` on top.
+pub fn config(extra: &[(&str, &str)]) -> Config {
+    let mut vars: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if !vars.iter().any(|(k, _)| k == "CODEX_PATH") {
+        vars.push(("CODEX_PATH".to_owned(), fake_codex().to_owned()));
+    }
+    Config::from_vars(vars).expect("test configuration is valid")
+}
+
+pub fn client(extra: &[(&str, &str)]) -> TestClient<impl Endpoint<Output = Response>> {
+    TestClient::new(codex_openai_proxy::app(config(extra)))
+}
+
+/// A one-message chat request.
+pub fn chat(prompt: &str, stream: bool) -> Value {
+    json!({
+        "model": "codex-local",
+        "messages": [{"role": "user", "content": prompt}],
+        "stream": stream,
+        "stream_options": {"include_usage": true},
+    })
+}
+
+/// Status and JSON body of a response.
+pub async fn json_of(resp: poem::test::TestResponse) -> (u16, Value) {
+    let status = resp.0.status().as_u16();
+    let body = resp
+        .0
+        .into_body()
+        .into_string()
+        .await
+        .expect("body is text");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("body is not JSON: {body}")),
+    )
+}
+
+/// Status, content type and the `data:` payloads of an SSE response (`[DONE]` as a string).
+pub async fn sse_of(resp: poem::test::TestResponse) -> (u16, String, Vec<Value>) {
+    let status = resp.0.status().as_u16();
+    let content_type = resp.0.content_type().unwrap_or_default().to_owned();
+    let body = resp
+        .0
+        .into_body()
+        .into_string()
+        .await
+        .expect("body is text");
+    let events = body
+        .split("\n\n")
+        .filter_map(|event| event.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned())))
+        .collect();
+    (status, content_type, events)
+}
+
+/// Replaces what changes on every run (ids, timestamps) so replies can be snapshotted.
+pub fn redact(mut value: Value) -> Value {
+    fn walk(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    match (key.as_str(), &*v) {
+                        ("id", Value::String(s)) if s.starts_with("chatcmpl-") => {
+                            assert_eq!(
+                                s.len(),
+                                "chatcmpl-".len() + 24,
+                                "completion ids have 24 random characters"
+                            );
+                            *v = json!("[chatcmpl-id]");
+                        }
+                        ("created", Value::Number(_)) => *v = json!("[created]"),
+                        _ => walk(v),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
+}
+
+/// `insta::assert_json_snapshot!` writing to the top-level `snapshots/` folder.
+macro_rules! snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({ snapshot_path => "../../snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::assert_json_snapshot!($name, $value);
+        })
+    };
+}
+pub(crate) use snapshot;
