@@ -148,16 +148,17 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         if !VALUED.contains(&flag) {
             return Err(unexpected(flag));
         }
-        let value =
-            match inline.or_else(|| rest.next().cloned()) {
-                Some(value) => value,
-                None => return Err(UsageError {
+        let value = match inline.or_else(|| rest.next().cloned()) {
+            Some(value) => value,
+            None => {
+                return Err(UsageError {
                     message: format!(
                         "error: a value is required for '{flag}' but none was supplied\n\n{USAGE}"
                     ),
                     code: 2,
-                }),
-            };
+                })
+            }
+        };
         match flag {
             "-m" | "--model" => cli.model = Some(value),
             "-s" | "--sandbox" => {

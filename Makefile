@@ -1,0 +1,59 @@
+# codex-openai-proxy: every target a user or CI needs. `make help` lists them.
+
+CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+SNAPSHOT_REFS := target/snapshot-refs.txt
+
+.PHONY: help run demo build test test-rust test-sdk check-snapshots lint fmt clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
+
+run: ## Serve with the real codex CLI (configure with the environment or .env)
+	$(CARGO) run --locked --release --bin codex-openai-proxy
+
+demo: ## Serve on fake-codex: no codex install or account needed
+	$(CARGO) build --locked --bins
+	CODEX_PATH=$(CURDIR)/target/debug/fake-codex $(CARGO) run --locked --bin codex-openai-proxy
+
+build: ## Build the server and fake-codex (debug)
+	$(CARGO) build --locked --bins
+
+test: test-rust check-snapshots test-sdk ## Run every test: Rust suite, snapshot check, OpenAI SDK conformance
+
+test-rust: ## Unit and integration tests; snapshots must match (never rewritten here)
+	@mkdir -p target && rm -f $(SNAPSHOT_REFS)
+	INSTA_UPDATE=no INSTA_SNAPSHOT_REFERENCES_FILE=$(CURDIR)/$(SNAPSHOT_REFS) $(CARGO) test --locked
+
+check-snapshots: ## Fail on snapshot files no test referenced in the last test-rust run
+	@test -s $(SNAPSHOT_REFS) || { echo "no snapshot references recorded: run make test-rust first"; exit 1; }
+	@refs=$$(xargs -r realpath -m < $(SNAPSHOT_REFS) | sort -u); \
+	unreferenced=""; \
+	for f in snapshots/*.snap; do \
+	  echo "$$refs" | grep -qxF "$$(realpath -m $$f)" || unreferenced="$$unreferenced $$f"; \
+	done; \
+	pending=$$(find . -path ./target -prune -o \( -name '*.snap.new' -o -name '*.pending-snap' \) -print); \
+	if [ -n "$$unreferenced$$pending" ]; then echo "unreferenced or pending snapshots:$$unreferenced $$pending"; exit 1; fi; \
+	echo "snapshots: $$(ls snapshots/*.snap | wc -l) files, all referenced"
+
+$(VENV)/.installed: tests/sdk/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+	touch $@
+
+test-sdk: $(VENV)/.installed ## The official OpenAI Python SDK against the server on fake-codex
+	$(CARGO) build --locked --bins
+	PROXY_BIN=$(CURDIR)/target/debug/codex-openai-proxy FAKE_CODEX=$(CURDIR)/target/debug/fake-codex \
+	  $(VENV)/bin/python -m pytest -q tests/sdk
+
+lint: ## rustfmt and clippy, warnings as errors
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt
+
+clean: ## Remove build output and the Python venv
+	$(CARGO) clean
+	rm -rf $(VENV)
