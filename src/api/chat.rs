@@ -9,6 +9,7 @@ use poem_openapi::{payload::Json, ApiResponse, OpenApi, ResponseContent};
 use rand::{distr::Alphanumeric, Rng};
 
 use super::{
+    auth::Authorized,
     error::ApiError,
     request::ChatCompletionRequest,
     response::{AssistantMessage, ChatCompletion, Choice, Usage},
@@ -51,7 +52,11 @@ impl ChatApi {
         method = "post",
         operation_id = "createChatCompletion"
     )]
-    async fn create(&self, body: Json<ChatCompletionRequest>) -> Result<ChatResponse, ApiError> {
+    async fn create(
+        &self,
+        _auth: Authorized,
+        body: Json<ChatCompletionRequest>,
+    ) -> Result<ChatResponse, ApiError> {
         let request = body.0;
         let plan = Plan::from_request(&self.state, &request)?;
         tracing::info!(model = %request.model, stream = plan.stream, messages = request.messages.len(), user = request.user.as_deref().unwrap_or(""), "chat completion");

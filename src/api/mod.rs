@@ -1,6 +1,7 @@
 //! The HTTP API: one `OpenApi` impl per area, their wire types, and the routes that serve them
 //! with the docs.
 
+pub mod auth;
 pub mod chat;
 pub mod error;
 pub mod health;
@@ -11,13 +12,10 @@ pub mod sse;
 
 use std::sync::Arc;
 
-use poem::{
-    http::header::AUTHORIZATION, Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
-};
+use poem::{Endpoint, EndpointExt, Response, Route};
 use poem_openapi::{OpenApiService, Tags};
-use subtle::ConstantTimeEq;
 
-use crate::{codex::exec::SharedBackend, config::Config, error::ProxyError};
+use crate::{codex::exec::SharedBackend, config::Config};
 
 /// What every handler shares.
 pub struct AppState {
@@ -60,9 +58,9 @@ pub fn service(
     .description(DESCRIPTION)
 }
 
-/// The whole application: API, docs, auth and error normalisation.
+/// The whole application: API, docs, and error normalisation.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
-    let keys = Arc::new(state.config.api_keys.clone());
+    let keys = auth::ApiKeys(Arc::new(state.config.api_keys.clone()));
     let api = service(state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -72,40 +70,6 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/redoc", redoc)
         .at("/openapi.json", spec)
         .nest("/", api)
-        .around(move |ep, req| {
-            let keys = keys.clone();
-            async move {
-                if let Err(err) = check_api_key(&keys, &req) {
-                    return Ok(error::error_response(&err));
-                }
-                ep.call(req).await.map(IntoResponse::into_response)
-            }
-        })
+        .data(keys)
         .catch_all_error(|err| async move { error::normalize(err) })
-}
-
-/// `/v1` requires one of `API_KEYS` as a Bearer token, compared in constant time; with no keys
-/// configured the API is open. `/health` and the docs never need a key.
-fn check_api_key(keys: &[String], req: &Request) -> Result<(), ProxyError> {
-    if keys.is_empty() || !req.uri().path().starts_with("/v1/") {
-        return Ok(());
-    }
-    let presented = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .unwrap_or("");
-    let matched = keys.iter().fold(subtle::Choice::from(0), |found, key| {
-        found | key.as_bytes().ct_eq(presented.as_bytes())
-    });
-    if presented.is_empty() || !bool::from(matched) {
-        return Err(ProxyError::InvalidApiKey);
-    }
-    Ok(())
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use poem_openapi::{payload::Json, OpenApi};
 
 use super::{
+    auth::Authorized,
     error::ApiError,
     response::{Model, ModelList},
     ApiTags, AppState,
@@ -21,7 +22,7 @@ impl ModelsApi {
     ///
     /// `codex-local` (codex's configured model, or `CODEX_MODEL`) and every id in `CODEX_MODELS`.
     #[oai(path = "/v1/models", method = "get", operation_id = "listModels")]
-    async fn list(&self) -> Result<Json<ModelList>, ApiError> {
+    async fn list(&self, _auth: Authorized) -> Result<Json<ModelList>, ApiError> {
         let data = self
             .state
             .config

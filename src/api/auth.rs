@@ -1,0 +1,127 @@
+//! Bearer keys: the one place a request's key is checked, declared as an OpenAPI security
+//! scheme so `/docs` offers an "Authorize" button.
+//!
+//! A hand-written extractor rather than poem-openapi's `SecurityScheme` derive, because the
+//! derive rejects a request without the header before any check runs; here an empty `API_KEYS`
+//! must let such requests through.
+
+use std::sync::Arc;
+
+use poem::{http::header::AUTHORIZATION, Request, RequestBody};
+use poem_openapi::{
+    registry::{MetaSecurityScheme, Registry},
+    ApiExtractor, ApiExtractorType, ExtractParamOptions,
+};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use crate::error::ProxyError;
+
+const SCHEME: &str = "BearerKey";
+
+/// The configured keys, attached to every request as route data.
+#[derive(Debug, Clone)]
+pub struct ApiKeys(pub Arc<Vec<String>>);
+
+impl ApiKeys {
+    /// Compares in constant time against every key, so timing reveals neither which key
+    /// matched nor how much of one did.
+    pub fn check(&self, authorization: Option<&str>) -> Result<(), ProxyError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let presented = authorization
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .unwrap_or("");
+        let matched = self.0.iter().fold(subtle::Choice::from(0), |found, key| {
+            found | key.as_bytes().ct_eq(presented.as_bytes())
+        });
+        if presented.is_empty() || !bool::from(matched) {
+            return Err(ProxyError::InvalidApiKey);
+        }
+        Ok(())
+    }
+}
+
+/// Proof that the request presented one of `API_KEYS` (or that none are configured).
+pub struct Authorized;
+
+impl<'a> ApiExtractor<'a> for Authorized {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        registry.create_security_scheme(
+            SCHEME,
+            MetaSecurityScheme {
+                ty: "http",
+                description: Some(
+                    "One of the server's API_KEYS. Not needed when API_KEYS is empty.",
+                ),
+                name: None,
+                key_in: None,
+                scheme: Some("bearer"),
+                bearer_format: None,
+                flows: None,
+                openid_connect_url: None,
+            },
+        );
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME]
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let keys = request
+            .data::<ApiKeys>()
+            .expect("routes attach ApiKeys to every request");
+        let header = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        keys.check(header).map_err(ApiError)?;
+        Ok(Authorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(list: &[&str]) -> ApiKeys {
+        ApiKeys(Arc::new(list.iter().map(|k| k.to_string()).collect()))
+    }
+
+    #[test]
+    fn empty_key_list_lets_everything_through() {
+        assert!(keys(&[]).check(None).is_ok());
+    }
+
+    #[test]
+    fn only_an_exact_bearer_key_passes() {
+        let keys = keys(&["alpha", "beta"]);
+        assert!(keys.check(Some("Bearer alpha")).is_ok());
+        assert!(keys.check(Some("bearer beta")).is_ok());
+        for bad in [
+            None,
+            Some("alpha"),
+            Some("Bearer alph"),
+            Some("Bearer alphaa"),
+            Some("Bearer "),
+            Some("Basic alpha"),
+        ] {
+            assert_eq!(keys.check(bad), Err(ProxyError::InvalidApiKey), "{bad:?}");
+        }
+    }
+}
