@@ -269,10 +269,16 @@ async fn stderr_tail(stderr: impl AsyncRead + Unpin) -> String {
     let mut tail_bytes = 0;
     while let Some(line) = lines.next().await {
         let Ok(bytes) = line else { continue };
-        let line = String::from_utf8_lossy(&bytes).trim_end().to_owned();
+        let line = String::from_utf8_lossy(&bytes);
+        let line = line.trim_end();
         if line.is_empty() {
             continue;
         }
+        // One huge line must not crowd out the rest of the tail.
+        let line = match line.char_indices().nth(STDERR_TAIL_BYTES / 4) {
+            Some((end, _)) => format!("{}...", &line[..end]),
+            None => line.to_owned(),
+        };
         tracing::debug!(line = %excerpt(&line), "codex stderr");
         tail_bytes += line.len();
         tail.push_back(line);

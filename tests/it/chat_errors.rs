@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{chat, client, json_of, redact, snapshot};
+use crate::support::{chat, client, json_of, redact, snapshot, text_snapshot};
 
 async fn post(body: Value) -> (u16, Value) {
     json_of(
@@ -135,6 +135,29 @@ async fn sdk_style_requests_are_accepted() {
         "{answer}"
     );
     snapshot!("sdk_style_request", redact(body));
+}
+
+#[tokio::test]
+async fn tool_calls_and_results_in_history_reach_codex_as_a_transcript() {
+    let (status, body) = post(json!({
+        "model": "codex-local",
+        "messages": [
+            {"role": "system", "content": "You can look up the weather."},
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_abc", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_abc", "content": "18 C and sunny"},
+            {"role": "user", "content": "Thanks! [[echo]]"}
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    }))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    text_snapshot!(
+        "tool_history_prompt",
+        body["choices"][0]["message"]["content"].as_str().unwrap()
+    );
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod chat_errors;
 mod config_startup;
+mod fake_codex_cli;
 mod fidelity;
 mod lifecycle;
 mod models_health;

@@ -104,3 +104,13 @@ macro_rules! snapshot {
     };
 }
 pub(crate) use snapshot;
+
+/// `insta::assert_snapshot!` for text, writing to the top-level `snapshots/` folder.
+macro_rules! text_snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({ snapshot_path => "../../snapshots", prepend_module_to_snapshot => false, omit_expression => true }, {
+            insta::assert_snapshot!($name, $value);
+        })
+    };
+}
+pub(crate) use text_snapshot;
