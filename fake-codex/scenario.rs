@@ -20,6 +20,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("multi", "two agent messages in one turn"),
     ("shell", "a command_execution item, then the answer"),
     ("echo", "answers `ECHO: <prompt>`"),
+    (
+        "echo_json",
+        "answers the prompt as one JSON string, so JSON in it cannot be read as a tool call",
+    ),
     ("zero_usage", "an answer with all-zero usage"),
     ("http400", "turn.failed: unknown model"),
     ("http401", "turn.failed: provider rejected the key"),
@@ -165,6 +169,7 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
             End::Completed(usage(320, 40, 32, 0)),
         ),
         "echo" => (vec![message(&format!("ECHO: {prompt}"))], End::Completed(TEXT_USAGE)),
+        "echo_json" => (vec![message(&serde_json::Value::String(prompt.to_owned()).to_string())], End::Completed(TEXT_USAGE)),
         "zero_usage" => (vec![message(TEXT_ANSWER)], End::Completed(CodexUsage::default())),
         "http400" => (vec![], End::Failed(format!("The model `{model}` does not exist or you do not have access to it."))),
         "http401" => (
@@ -224,6 +229,9 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
             let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
             (vec![message(&format!("cwd={cwd}\nenv={}", names.join(",")))], End::Completed(TEXT_USAGE))
         }
+        "tool_call" | "tool_call_fenced" | "tool_calls_two" | "tool_calls_array" | "tool_call_string_args" | "tool_flow" => {
+            (vec![message(&tool_answer(name, prompt))], End::Completed(usage(150, 40, 24, 0)))
+        }
         "hang" => (vec![], End::Hang { pid_file: arg.map(str::to_owned) }),
         _ => (vec![message(TEXT_ANSWER)], End::Completed(TEXT_USAGE)),
     };
@@ -232,5 +240,42 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
         steps,
         end,
         delay,
+    }
+}
+
+/// The first tool the prompt offers, as the proxy renders tools (`<tool name="...">`).
+fn first_tool(prompt: &str) -> Option<&str> {
+    let start = prompt.find("<tool name=\"")? + "<tool name=\"".len();
+    let len = prompt[start..].find('"')?;
+    Some(&prompt[start..start + len])
+}
+
+/// What a model that follows the tool instructions writes, in the shape the scenario names.
+fn tool_answer(shape: &str, prompt: &str) -> String {
+    let Some(tool) = first_tool(prompt) else {
+        return "No tools were offered.".into();
+    };
+    let call = |city: &str| format!(r#"{{"name": "{tool}", "arguments": {{"city": "{city}"}}}}"#);
+    match shape {
+        "tool_call_fenced" => format!("```json\n{}\n```", call("Paris")),
+        "tool_calls_two" => format!("{}\n{}", call("Paris"), call("Rome")),
+        "tool_calls_array" => format!("[{}, {}]", call("Paris"), call("Rome")),
+        "tool_call_string_args" => {
+            format!(r#"{{"name": "{tool}", "arguments": "{{\"city\": \"Paris\"}}"}}"#)
+        }
+        "tool_flow" => {
+            // After the last user turn, a tool result means the call was answered.
+            let last_user = prompt.rfind("<user>").unwrap_or(0);
+            match prompt[last_user..].find("<tool_result") {
+                Some(at) => {
+                    let result = &prompt[last_user + at..];
+                    let body = result.split_once(">\n").map_or("", |(_, rest)| rest);
+                    let body = body.split("\n</tool_result>").next().unwrap_or("");
+                    format!("The tool says: {body}")
+                }
+                None => format!("Let me look that up.\n{}", call("Paris")),
+            }
+        }
+        _ => format!("I'll check the weather.\n{}", call("Paris")),
     }
 }

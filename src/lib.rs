@@ -8,6 +8,7 @@ pub mod codex;
 pub mod config;
 pub mod error;
 pub mod prompt;
+pub mod tools;
 pub mod translate;
 pub mod usage;
 

@@ -1,19 +1,21 @@
 //! Prompt rendering: the OpenAI conversation as the one text codex reads on stdin.
 //!
-//! A lone user message is sent as it is. Anything longer becomes a transcript: the system and
-//! developer instructions first, then each turn in order inside a tag that names its speaker,
-//! then a last line asking for the assistant's next reply. Tool calls and tool results render as
-//! tags carrying the call id and the tool name, so a later turn can refer back to them.
+//! A lone user message with no tools is sent as it is. Anything else becomes a transcript: the
+//! system and developer instructions first, then the offered tools and how to call them, then
+//! each turn in order inside a tag that names its speaker, then a last line asking for the
+//! assistant's next reply. Earlier tool calls appear in the assistant's turn in the very format
+//! the model is asked to use; tool results carry the call id and the tool name.
 
 use std::{collections::HashMap, fmt::Write};
 
 use crate::{
     api::request::{ChatMessage, ContentPart, MessageContent, Role},
     error::ProxyError,
+    tools::{render, ToolSet},
 };
 
 /// Renders the messages, or says which message cannot be sent to codex.
-pub fn render(messages: &[ChatMessage]) -> Result<String, ProxyError> {
+pub fn render(messages: &[ChatMessage], tools: Option<&ToolSet>) -> Result<String, ProxyError> {
     if messages.is_empty() {
         return Err(ProxyError::invalid(
             "`messages` is empty: send at least one message, for example {\"role\":\"user\",\"content\":\"Hello\"}.",
@@ -26,7 +28,7 @@ pub fn render(messages: &[ChatMessage]) -> Result<String, ProxyError> {
         .map(|(index, message)| message_text(index, message))
         .collect::<Result<Vec<_>, _>>()?;
 
-    if let [only] = messages {
+    if let ([only], None) = (messages, tools) {
         if only.role == Role::User {
             return Ok(texts.into_iter().next().unwrap_or_default());
         }
@@ -44,6 +46,9 @@ pub fn render(messages: &[ChatMessage]) -> Result<String, ProxyError> {
         out.push_str(&instructions.join("\n\n"));
         out.push_str("\n</instructions>\n\n");
     }
+    if let Some(tools) = tools {
+        out.push_str(&render::tools_section(tools));
+    }
 
     out.push_str("<conversation>\n");
     let mut tool_names: HashMap<&str, &str> = HashMap::new();
@@ -54,17 +59,26 @@ pub fn render(messages: &[ChatMessage]) -> Result<String, ProxyError> {
                 let _ = write!(out, "<user>\n{text}\n</user>\n");
             }
             Role::Assistant => {
+                let calls = message.tool_calls.as_deref().unwrap_or_default();
+                if text.is_empty() && calls.is_empty() {
+                    continue;
+                }
+                out.push_str("<assistant>\n");
                 if !text.is_empty() {
-                    let _ = write!(out, "<assistant>\n{text}\n</assistant>\n");
+                    out.push_str(text);
+                    out.push('\n');
                 }
-                for call in message.tool_calls.iter().flatten() {
+                for call in calls {
                     tool_names.insert(&call.id, &call.function.name);
-                    let _ = write!(
-                        out,
-                        "<tool_call id=\"{}\" name=\"{}\">\n{}\n</tool_call>\n",
-                        call.id, call.function.name, call.function.arguments
-                    );
+                    // Arguments arrive JSON-encoded; shown decoded when they parse.
+                    let arguments =
+                        serde_json::from_str(&call.function.arguments).unwrap_or_else(|_| {
+                            serde_json::Value::String(call.function.arguments.clone())
+                        });
+                    out.push_str(&render::call_json(&call.function.name, &arguments));
+                    out.push('\n');
                 }
+                out.push_str("</assistant>\n");
             }
             Role::Tool => {
                 let id = message.tool_call_id.as_deref().unwrap_or("");
@@ -127,20 +141,23 @@ mod tests {
     #[test]
     fn a_lone_user_message_is_sent_verbatim() {
         assert_eq!(
-            render(&[msg(Role::User, "-h is not a flag")]).unwrap(),
+            render(&[msg(Role::User, "-h is not a flag")], None).unwrap(),
             "-h is not a flag"
         );
     }
 
     #[test]
     fn instructions_come_first_and_turns_keep_their_order() {
-        let prompt = render(&[
-            msg(Role::User, "Hi"),
-            msg(Role::System, "Be brief."),
-            msg(Role::Assistant, "Hello!"),
-            msg(Role::Developer, "Answer in French."),
-            msg(Role::User, "How are you?"),
-        ])
+        let prompt = render(
+            &[
+                msg(Role::User, "Hi"),
+                msg(Role::System, "Be brief."),
+                msg(Role::Assistant, "Hello!"),
+                msg(Role::Developer, "Answer in French."),
+                msg(Role::User, "How are you?"),
+            ],
+            None,
+        )
         .unwrap();
         assert_eq!(
             prompt,
@@ -162,8 +179,8 @@ mod tests {
         }]);
         let mut result = msg(Role::Tool, "18C");
         result.tool_call_id = Some("call_1".into());
-        let prompt = render(&[msg(Role::User, "Weather?"), call, result]).unwrap();
-        assert!(prompt.contains("<tool_call id=\"call_1\" name=\"get_weather\">\n{\"city\":\"Paris\"}\n</tool_call>"), "{prompt}");
+        let prompt = render(&[msg(Role::User, "Weather?"), call, result], None).unwrap();
+        assert!(prompt.contains("<assistant>\n{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}\n</assistant>"), "{prompt}");
         assert!(
             prompt
                 .contains("<tool_result id=\"call_1\" name=\"get_weather\">\n18C\n</tool_result>"),
@@ -178,7 +195,7 @@ mod tests {
             ContentPart::Text(TextPart { text: "a".into() }),
             ContentPart::Text(TextPart { text: "b".into() }),
         ]));
-        assert_eq!(render(std::slice::from_ref(&parts)).unwrap(), "a\nb");
+        assert_eq!(render(std::slice::from_ref(&parts), None).unwrap(), "a\nb");
 
         let mut image = parts.clone();
         image.content = Some(MessageContent::Parts(vec![ContentPart::ImageUrl(
@@ -189,14 +206,14 @@ mod tests {
                 },
             },
         )]));
-        let err = render(&[parts, image]).unwrap_err();
+        let err = render(&[parts, image], None).unwrap_err();
         assert_eq!(err.param(), Some("messages[1].content"));
         assert_eq!(err.status().as_u16(), 400);
     }
 
     #[test]
     fn no_messages_is_a_clear_400() {
-        let err = render(&[]).unwrap_err();
+        let err = render(&[], None).unwrap_err();
         assert_eq!(
             (err.status().as_u16(), err.param()),
             (400, Some("messages"))

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::{
     codex::{ExitReport, ItemDetails, RunEvent, ThreadEvent},
     error::ProxyError,
+    tools::{self, extract::extract, ToolChoice, ToolSet},
     usage::TokenUsage,
 };
 
@@ -17,22 +18,34 @@ const ITEM_SEPARATOR: &str = "\n\n";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishReason {
     Stop,
+    ToolCalls,
 }
 
 impl FinishReason {
     pub fn as_str(self) -> &'static str {
         match self {
             FinishReason::Stop => "stop",
+            FinishReason::ToolCalls => "tool_calls",
         }
     }
 }
 
-/// One step of an OpenAI answer. A turn yields content and reasoning in order, then exactly one
-/// terminal delta: `Finish` or `Failed`.
+/// One complete tool call, placed by `index` among the answer's calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    pub index: u32,
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// One step of an OpenAI answer. A turn yields content, reasoning and tool calls in order, then
+/// exactly one terminal delta: `Finish` or `Failed`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delta {
     Reasoning(String),
     Content(String),
+    ToolCall(ToolCall),
     Finish {
         reason: FinishReason,
         usage: TokenUsage,
@@ -50,23 +63,30 @@ impl Delta {
 pub struct Translator {
     /// The prompt as codex received it, counted only when codex reports no usage.
     prompt: Arc<str>,
+    /// The client's tools; when set, calls are read out of every agent message.
+    tools: Option<Arc<ToolSet>>,
     answer: String,
     reasoning: String,
     messages: usize,
     reasonings: usize,
+    content_sent: bool,
+    calls: u32,
     /// The last top-level `error` notice: the reason when codex ends without `turn.failed`.
     last_notice: Option<String>,
     finished: bool,
 }
 
 impl Translator {
-    pub fn new(prompt: Arc<str>) -> Self {
+    pub fn new(prompt: Arc<str>, tools: Option<Arc<ToolSet>>) -> Self {
         Translator {
             prompt,
+            tools,
             answer: String::new(),
             reasoning: String::new(),
             messages: 0,
             reasonings: 0,
+            content_sent: false,
+            calls: 0,
             last_notice: None,
             finished: false,
         }
@@ -86,10 +106,9 @@ impl Translator {
         match event {
             ThreadEvent::ItemCompleted { item } => match item.details {
                 ItemDetails::AgentMessage { text } => {
-                    let text = joined(self.messages, text);
                     self.messages += 1;
                     self.answer.push_str(&text);
-                    vec![Delta::Content(text)]
+                    self.agent_message(text)
                 }
                 ItemDetails::Reasoning { text } if !text.is_empty() => {
                     let text = joined(self.reasonings, text);
@@ -125,16 +144,25 @@ impl Translator {
                         "codex finished the turn without an answer (no agent message)",
                     ))];
                 }
+                let reason = if self.calls > 0 {
+                    FinishReason::ToolCalls
+                } else {
+                    if let Some(set) = self
+                        .tools
+                        .as_ref()
+                        .filter(|set| set.choice != ToolChoice::Auto)
+                    {
+                        tracing::warn!(choice = ?set.choice, "tool_choice asked for a call but the answer has none");
+                    }
+                    FinishReason::Stop
+                };
                 let usage = if usage.input_tokens == 0 && usage.output_tokens == 0 {
                     tracing::debug!("codex reported no token usage; counting with o200k");
                     TokenUsage::estimate(&self.prompt, &self.answer, &self.reasoning)
                 } else {
                     TokenUsage::from_codex(&usage)
                 };
-                vec![Delta::Finish {
-                    reason: FinishReason::Stop,
-                    usage,
-                }]
+                vec![Delta::Finish { reason, usage }]
             }
             ThreadEvent::ThreadStarted { .. }
             | ThreadEvent::TurnStarted
@@ -142,6 +170,42 @@ impl Translator {
             | ThreadEvent::ItemUpdated { .. }
             | ThreadEvent::Unknown => Vec::new(),
         }
+    }
+
+    /// An agent message: content, or with tools in play, prose and the calls read out of it.
+    fn agent_message(&mut self, text: String) -> Vec<Delta> {
+        let (prose, found) = match &self.tools {
+            Some(set) => {
+                let extraction = extract(&text, set);
+                (extraction.content, extraction.calls)
+            }
+            None => (text, Vec::new()),
+        };
+        let mut deltas = Vec::new();
+        if !prose.is_empty() {
+            let prose = if self.content_sent {
+                format!("{ITEM_SEPARATOR}{prose}")
+            } else {
+                prose
+            };
+            self.content_sent = true;
+            deltas.push(Delta::Content(prose));
+        }
+        let parallel = self.tools.as_ref().is_none_or(|set| set.parallel);
+        for call in found {
+            if !parallel && self.calls > 0 {
+                tracing::warn!(tool = %call.name, "parallel_tool_calls is false; dropping a further call");
+                continue;
+            }
+            deltas.push(Delta::ToolCall(ToolCall {
+                index: self.calls,
+                id: tools::call_id(),
+                name: call.name,
+                arguments: call.arguments,
+            }));
+            self.calls += 1;
+        }
+        deltas
     }
 
     /// codex exited. Without `turn.completed` or `turn.failed` before it, the turn failed,
@@ -203,7 +267,7 @@ mod tests {
     }
 
     fn run(events: Vec<ThreadEvent>, exit: Option<ExitReport>) -> Vec<Delta> {
-        let mut translator = Translator::new(Arc::from("say hi"));
+        let mut translator = Translator::new(Arc::from("say hi"), None);
         let mut deltas: Vec<Delta> = events
             .into_iter()
             .flat_map(|e| translator.on_event(e))
@@ -318,6 +382,45 @@ mod tests {
             panic!("{deltas:?}")
         };
         assert_eq!(*kind, FailureKind::QuotaExceeded);
+    }
+
+    #[test]
+    fn with_tools_calls_leave_the_content_and_set_the_finish_reason() {
+        let tools = [crate::tools::tests::tool(
+            "get_time",
+            serde_json::json!({"type": "object"}),
+            false,
+        )];
+        let set = ToolSet::from_request(Some(&tools), None, Some(false)).unwrap();
+        let mut translator = Translator::new(Arc::from("what time is it"), set);
+        let mut deltas = translator.on_event(message(
+            "Checking.\n{\"name\": \"get_time\", \"arguments\": {}}",
+        ));
+        deltas.extend(translator.on_event(message("{\"name\": \"get_time\", \"arguments\": {}}")));
+        deltas.extend(translator.on_event(ThreadEvent::TurnCompleted { usage: USAGE }));
+        assert_eq!(deltas[0], Delta::Content("Checking.".into()));
+        let Delta::ToolCall(call) = &deltas[1] else {
+            panic!("{deltas:?}")
+        };
+        assert_eq!(
+            (call.index, call.name.as_str(), call.arguments.as_str()),
+            (0, "get_time", "{}")
+        );
+        assert!(
+            matches!(
+                &deltas[2],
+                Delta::Finish {
+                    reason: FinishReason::ToolCalls,
+                    ..
+                }
+            ),
+            "{deltas:?}"
+        );
+        assert_eq!(
+            deltas.len(),
+            3,
+            "parallel_tool_calls false drops the second message's call"
+        );
     }
 
     #[test]

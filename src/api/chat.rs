@@ -12,7 +12,7 @@ use super::{
     auth::Authorized,
     error::ApiError,
     request::ChatCompletionRequest,
-    response::{AssistantMessage, ChatCompletion, Choice, Usage},
+    response::{AssistantMessage, ChatCompletion, Choice, FunctionCallOut, ToolCallOut, Usage},
     sse::{self, ChunkHeader, ChunkStream},
     ApiTags, AppState,
 };
@@ -20,6 +20,7 @@ use crate::{
     codex::{RunStream, Turn},
     error::ProxyError,
     prompt,
+    tools::ToolSet,
     translate::{Delta, Translator},
 };
 
@@ -62,7 +63,7 @@ impl ChatApi {
         tracing::info!(model = %request.model, stream = plan.stream, messages = request.messages.len(), user = request.user.as_deref().unwrap_or(""), "chat completion");
         let prompt: Arc<str> = Arc::from(plan.turn.prompt.as_str());
         let run = self.state.backend.run(plan.turn)?;
-        let deltas = deltas(run, prompt);
+        let deltas = deltas(run, prompt, plan.tools);
         let header = ChunkHeader {
             id: completion_id(),
             created: unix_now(),
@@ -83,6 +84,7 @@ impl ChatApi {
 /// What the request asks for, checked before codex starts.
 struct Plan {
     turn: Turn,
+    tools: Option<Arc<ToolSet>>,
     stream: bool,
     include_usage: bool,
 }
@@ -99,9 +101,15 @@ impl Plan {
             .config
             .resolve_model(&request.model)
             .ok_or_else(|| ProxyError::ModelNotFound(request.model.clone()))?;
-        let prompt = prompt::render(&request.messages)?;
+        let tools = ToolSet::from_request(
+            request.tools.as_deref(),
+            request.tool_choice.as_ref(),
+            request.parallel_tool_calls,
+        )?;
+        let prompt = prompt::render(&request.messages, tools.as_deref())?;
         Ok(Plan {
             turn: Turn { prompt, model },
+            tools,
             stream: request.stream.unwrap_or(false),
             include_usage: request
                 .stream_options
@@ -113,9 +121,13 @@ impl Plan {
 }
 
 /// The deltas of one run, ending with its terminal delta. Dropping the stream drops the run.
-fn deltas(mut run: RunStream, prompt: Arc<str>) -> impl Stream<Item = Delta> + Send + 'static {
+fn deltas(
+    mut run: RunStream,
+    prompt: Arc<str>,
+    tools: Option<Arc<ToolSet>>,
+) -> impl Stream<Item = Delta> + Send + 'static {
     async_stream::stream! {
-        let mut translator = Translator::new(prompt);
+        let mut translator = Translator::new(prompt, tools);
         while let Some(event) = run.next().await {
             for delta in translator.on_run_event(event) {
                 let terminal = delta.is_terminal();
@@ -137,9 +149,18 @@ async fn fold(
     let mut deltas = std::pin::pin!(deltas);
     let mut content = String::new();
     let mut reasoning: Option<String> = None;
+    let mut tool_calls = Vec::new();
     while let Some(delta) = deltas.next().await {
         match delta {
             Delta::Content(text) => content.push_str(&text),
+            Delta::ToolCall(call) => tool_calls.push(ToolCallOut {
+                id: call.id,
+                kind: "function".into(),
+                function: FunctionCallOut {
+                    name: call.name,
+                    arguments: call.arguments,
+                },
+            }),
             Delta::Reasoning(text) => reasoning.get_or_insert_with(String::new).push_str(&text),
             Delta::Failed(err) => return Err(err),
             Delta::Finish { reason, usage } => {
@@ -152,13 +173,16 @@ async fn fold(
                         index: 0,
                         message: AssistantMessage {
                             role: "assistant".into(),
-                            content: Some(content),
+                            // OpenAI's shape: null content when the answer is nothing but calls.
+                            content: (!content.is_empty() || tool_calls.is_empty())
+                                .then_some(content),
                             reasoning_content: reasoning,
+                            tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
                         },
                         finish_reason: reason.as_str().into(),
                     }],
                     usage: Usage::from(usage),
-                })
+                });
             }
         }
     }

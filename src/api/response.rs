@@ -33,6 +33,36 @@ pub struct AssistantMessage {
     /// codex's reasoning summary, when it produced one.
     #[oai(skip_serializing_if_is_none)]
     pub reasoning_content: Option<String>,
+    /// The tools the model called; `finish_reason` is then `tool_calls`.
+    #[oai(skip_serializing_if_is_none)]
+    pub tool_calls: Option<Vec<ToolCallOut>>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ToolCallOut {
+    /// `call_` followed by 24 random characters.
+    pub id: String,
+    /// Always `function`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    pub function: FunctionCallOut,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct FunctionCallOut {
+    pub name: String,
+    /// The arguments as compact JSON text.
+    pub arguments: String,
+}
+
+/// A tool call in a stream: complete in one chunk, placed by `index`.
+#[derive(Debug, Clone, Object)]
+pub struct ChunkToolCall {
+    pub index: u32,
+    pub id: String,
+    #[oai(rename = "type")]
+    pub kind: String,
+    pub function: FunctionCallOut,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -64,6 +94,8 @@ pub struct ChunkDelta {
     pub content: Option<String>,
     #[oai(skip_serializing_if_is_none)]
     pub reasoning_content: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub tool_calls: Option<Vec<ChunkToolCall>>,
 }
 
 #[derive(Debug, Clone, Object)]

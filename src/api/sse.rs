@@ -12,7 +12,10 @@ use poem_openapi::{
     types::{ToJSON, Type},
 };
 
-use super::response::{ChatCompletionChunk, ChunkChoice, ChunkDelta, ErrorEnvelope, Usage};
+use super::response::{
+    ChatCompletionChunk, ChunkChoice, ChunkDelta, ChunkToolCall, ErrorEnvelope, FunctionCallOut,
+    Usage,
+};
 use crate::translate::Delta;
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
@@ -75,6 +78,15 @@ pub fn render(
                 }
                 Delta::Content(text) => {
                     yield event(&header.chunk(ChunkDelta { content: Some(text), ..Default::default() }, None));
+                }
+                Delta::ToolCall(call) => {
+                    let tool_call = ChunkToolCall {
+                        index: call.index,
+                        id: call.id,
+                        kind: "function".into(),
+                        function: FunctionCallOut { name: call.name, arguments: call.arguments },
+                    };
+                    yield event(&header.chunk(ChunkDelta { tool_calls: Some(vec![tool_call]), ..Default::default() }, None));
                 }
                 Delta::Finish { reason, usage } => {
                     yield event(&header.chunk(ChunkDelta::default(), Some(reason.as_str())));

@@ -148,16 +148,15 @@ async fn tool_calls_and_results_in_history_reach_codex_as_a_transcript() {
                 {"id": "call_abc", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
             ]},
             {"role": "tool", "tool_call_id": "call_abc", "content": "18 C and sunny"},
-            {"role": "user", "content": "Thanks! [[echo]]"}
+            {"role": "user", "content": "Thanks! [[echo_json]]"}
         ],
         "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     }))
     .await;
     assert_eq!(status, 200, "{body}");
-    text_snapshot!(
-        "tool_history_prompt",
-        body["choices"][0]["message"]["content"].as_str().unwrap()
-    );
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    let echoed: String = serde_json::from_str(content).unwrap();
+    text_snapshot!("tool_history_prompt", echoed.as_str());
 }
 
 #[tokio::test]

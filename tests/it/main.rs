@@ -12,3 +12,5 @@ mod lifecycle;
 mod models_health;
 mod scenarios;
 mod spec;
+mod tool_parser;
+mod tools_e2e;

@@ -82,6 +82,14 @@ pub fn redact(mut value: Value) -> Value {
                             );
                             *v = json!("[chatcmpl-id]");
                         }
+                        ("id", Value::String(s)) if s.starts_with("call_") => {
+                            assert_eq!(
+                                s.len(),
+                                "call_".len() + 24,
+                                "call ids have 24 random characters"
+                            );
+                            *v = json!("[call-id]");
+                        }
                         ("created", Value::Number(_)) => *v = json!("[created]"),
                         _ => walk(v),
                     }

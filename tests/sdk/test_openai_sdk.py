@@ -1,5 +1,7 @@
 """The official OpenAI Python SDK against the proxy: what a user's code does, end to end."""
 
+import json
+
 import openai
 import pytest
 
@@ -92,3 +94,58 @@ def test_a_failure_mid_stream_raises_in_the_sdk(client):
         for _ in stream:
             pass
     assert "stream disconnected" in str(caught.value)
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def test_tool_call_result_and_final_answer(client):
+    messages = [{"role": "user", "content": "What's the weather in Paris? [[tool_flow]]"}]
+    first = client.chat.completions.create(model="codex-local", messages=messages, tools=[WEATHER_TOOL])
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = choice.message.tool_calls[0]
+    assert call.type == "function"
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+
+    messages.append(choice.message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "18 C and sunny"})
+    final = client.chat.completions.create(model="codex-local", messages=messages, tools=[WEATHER_TOOL])
+    assert final.choices[0].finish_reason == "stop"
+    assert final.choices[0].message.content == "The tool says: 18 C and sunny"
+
+
+def test_streamed_tool_calls_accumulate_by_index(client):
+    stream = client.chat.completions.create(
+        model="codex-local",
+        messages=[{"role": "user", "content": "Weather in Paris and Rome? [[tool_calls_two]]"}],
+        tools=[WEATHER_TOOL],
+        stream=True,
+    )
+    calls = {}
+    finishes = []
+    for chunk in stream:
+        delta = chunk.choices[0].delta
+        for piece in delta.tool_calls or []:
+            entry = calls.setdefault(piece.index, {"id": "", "name": "", "arguments": ""})
+            entry["id"] += piece.id or ""
+            entry["name"] += piece.function.name or ""
+            entry["arguments"] += piece.function.arguments or ""
+        if chunk.choices[0].finish_reason:
+            finishes.append(chunk.choices[0].finish_reason)
+    assert finishes == ["tool_calls"]
+    assert sorted(calls) == [0, 1]
+    assert [json.loads(calls[i]["arguments"])["city"] for i in (0, 1)] == ["Paris", "Rome"]
+    assert all(c["id"].startswith("call_") and c["name"] == "get_weather" for c in calls.values())
