@@ -94,6 +94,9 @@ pub fn play(cli: &Cli, prompt: &str, workdir: &Path, script: &Script) -> u8 {
                     raw_stdout(line);
                 }
             }
+            Step::Stderr(text) => {
+                let _ = std::io::stderr().lock().write_all(text.as_bytes());
+            }
             Step::Notice(message) => {
                 printer.event(&ThreadEvent::Error {
                     message: message.clone(),
@@ -157,7 +160,9 @@ pub fn play(cli: &Cli, prompt: &str, workdir: &Path, script: &Script) -> u8 {
             1
         }
         End::Crash { stderr, code } => {
-            human(stderr);
+            if !stderr.is_empty() {
+                human(stderr);
+            }
             leave_empty_output_file(cli);
             *code
         }

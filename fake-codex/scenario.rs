@@ -38,7 +38,18 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "an answer, a retry notice, then turn.failed",
     ),
     ("crash", "no terminal event, a panic on stderr, exit 101"),
+    (
+        "crash_mid",
+        "an answer, then a panic with no terminal event, exit 101",
+    ),
+    ("silent_exit", "exits 1 with nothing on stdout or stderr"),
     ("noise", "non-JSON lines mixed into stdout"),
+    (
+        "huge_line",
+        "a 5 MiB stdout line that is not an event, then the answer",
+    ),
+    ("big_answer", "a 1 MiB answer in one agent message"),
+    ("stderr_flood", "2 MiB on stderr, then the answer"),
     (
         "slow",
         "the answer with 300 ms between events (`[[slow:MS]]` sets the delay)",
@@ -63,6 +74,8 @@ pub enum Step {
     Notice(String),
     /// A line on stdout that is not an event.
     Raw(String),
+    /// Text on stderr.
+    Stderr(String),
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +222,20 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
                 stderr: "thread 'main' panicked at codex-rs/exec/src/lib.rs:1:1:\nfake-codex crash scenario".into(),
                 code: 101,
             },
+        ),
+        "crash_mid" => (
+            vec![message("Partial answer.")],
+            End::Crash {
+                stderr: "thread 'main' panicked at codex-rs/exec/src/lib.rs:1:1:\nfake-codex crash scenario".into(),
+                code: 101,
+            },
+        ),
+        "silent_exit" => (vec![], End::Crash { stderr: String::new(), code: 1 }),
+        "huge_line" => (vec![Step::Raw("x".repeat(5 * 1024 * 1024)), message(TEXT_ANSWER)], End::Completed(TEXT_USAGE)),
+        "big_answer" => (vec![message(&"0123456789abcde\n".repeat(64 * 1024))], End::Completed(TEXT_USAGE)),
+        "stderr_flood" => (
+            vec![Step::Stderr(format!("{}\n", "e".repeat(1023)).repeat(2 * 1024)), message(TEXT_ANSWER)],
+            End::Completed(TEXT_USAGE),
         ),
         "noise" => (
             vec![

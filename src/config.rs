@@ -51,6 +51,20 @@ struct RawConfig {
     log_level: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     keepalive_secs: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    max_concurrency: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    queue_timeout_secs: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    codex_timeout_secs: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    codex_idle_timeout_secs: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    shutdown_grace_secs: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    max_body_bytes: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    max_prompt_tokens: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -71,6 +85,57 @@ pub struct Config {
     pub log_level: String,
     /// How often an SSE comment is sent while codex is silent.
     pub keepalive: Duration,
+    /// Limits on codex runs and requests.
+    pub limits: Limits,
+}
+
+/// How much work the server takes on, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// codex processes running at once.
+    pub max_concurrency: usize,
+    /// How long a request waits for a free slot before a 429.
+    pub queue_timeout: Duration,
+    /// The longest a codex run may take in all.
+    pub codex_timeout: Duration,
+    /// The longest codex may stay silent between two events.
+    pub codex_idle_timeout: Duration,
+    /// How long running requests may finish after SIGTERM or SIGINT.
+    pub shutdown_grace: Duration,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Largest prompt accepted, in o200k tokens, checked before codex starts.
+    pub max_prompt_tokens: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_concurrency: 8,
+            queue_timeout: Duration::from_secs(30),
+            codex_timeout: Duration::from_secs(600),
+            codex_idle_timeout: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(30),
+            max_body_bytes: 20 * 1024 * 1024,
+            max_prompt_tokens: 272_000,
+        }
+    }
+}
+
+/// A whole number of at least `min`, or the default when unset.
+fn number(name: &str, value: Option<&str>, default: u64, min: u64) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(value) => value
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= min)
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "{name} must be a whole number of at least {min}, got {value:?}"
+                ))
+            }),
+    }
 }
 
 /// A configuration problem, always naming the variable at fault.
@@ -146,17 +211,54 @@ impl Config {
                 "LOG_LEVEL must be a level (error, warn, info, debug, trace) or a tracing filter, got {log_level:?}: {err}"
             ))
         })?;
-        let keepalive_secs = match raw.keepalive_secs.as_deref() {
-            None => 15,
-            Some(value) => value
-                .parse::<u64>()
-                .ok()
-                .filter(|secs| *secs > 0)
-                .ok_or_else(|| {
-                    ConfigError(format!(
-                        "KEEPALIVE_SECS must be a whole number of seconds above 0, got {value:?}"
-                    ))
-                })?,
+        let keepalive_secs = number("KEEPALIVE_SECS", raw.keepalive_secs.as_deref(), 15, 1)?;
+        let defaults = Limits::default();
+        let secs = |name: &str, value: &Option<String>, default: Duration, min: u64| {
+            number(name, value.as_deref(), default.as_secs(), min).map(Duration::from_secs)
+        };
+        let limits = Limits {
+            max_concurrency: number(
+                "MAX_CONCURRENCY",
+                raw.max_concurrency.as_deref(),
+                defaults.max_concurrency as u64,
+                1,
+            )? as usize,
+            queue_timeout: secs(
+                "QUEUE_TIMEOUT_SECS",
+                &raw.queue_timeout_secs,
+                defaults.queue_timeout,
+                0,
+            )?,
+            codex_timeout: secs(
+                "CODEX_TIMEOUT_SECS",
+                &raw.codex_timeout_secs,
+                defaults.codex_timeout,
+                1,
+            )?,
+            codex_idle_timeout: secs(
+                "CODEX_IDLE_TIMEOUT_SECS",
+                &raw.codex_idle_timeout_secs,
+                defaults.codex_idle_timeout,
+                1,
+            )?,
+            shutdown_grace: secs(
+                "SHUTDOWN_GRACE_SECS",
+                &raw.shutdown_grace_secs,
+                defaults.shutdown_grace,
+                0,
+            )?,
+            max_body_bytes: number(
+                "MAX_BODY_BYTES",
+                raw.max_body_bytes.as_deref(),
+                defaults.max_body_bytes as u64,
+                1024,
+            )? as usize,
+            max_prompt_tokens: number(
+                "MAX_PROMPT_TOKENS",
+                raw.max_prompt_tokens.as_deref(),
+                defaults.max_prompt_tokens,
+                1,
+            )?,
         };
         if let Some(bad) = raw
             .codex_models
@@ -177,6 +279,7 @@ impl Config {
             codex_sandbox,
             log_level,
             keepalive: Duration::from_secs(keepalive_secs),
+            limits,
         })
     }
 
@@ -219,6 +322,8 @@ mod tests {
         assert_eq!(config.codex_sandbox, Sandbox::ReadOnly);
         assert_eq!(config.log_level, "info");
         assert_eq!(config.keepalive, Duration::from_secs(15));
+        assert_eq!(config.limits, Limits::default());
+        assert_eq!(config.limits.max_concurrency, 8);
     }
 
     #[test]
@@ -252,6 +357,13 @@ mod tests {
             ("KEEPALIVE_SECS", "0"),
             ("LOG_LEVEL", "info,[[["),
             ("CODEX_MODELS", "codex-local"),
+            ("MAX_CONCURRENCY", "0"),
+            ("QUEUE_TIMEOUT_SECS", "soon"),
+            ("CODEX_TIMEOUT_SECS", "0"),
+            ("CODEX_IDLE_TIMEOUT_SECS", "-5"),
+            ("SHUTDOWN_GRACE_SECS", "1.5"),
+            ("MAX_BODY_BYTES", "10"),
+            ("MAX_PROMPT_TOKENS", "lots"),
         ] {
             let err = Config::from_vars(vars(&[(name, value)]))
                 .unwrap_err()

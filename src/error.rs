@@ -41,6 +41,10 @@ impl FailureKind {
     }
 }
 
+/// What `Retry-After` says when every codex slot is busy: long enough for a short answer to
+/// finish, short enough that the SDKs' automatic retries stay useful.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
     /// The request cannot be served as sent; the message says what to change.
@@ -59,6 +63,20 @@ pub enum ProxyError {
     /// codex ran and failed the turn, or ended without finishing it.
     #[error("{message}")]
     CodexFailed { kind: FailureKind, message: String },
+    /// Every codex slot stayed busy for the whole queue timeout.
+    #[error("All {slots} codex slots stayed busy for {waited_secs} s (MAX_CONCURRENCY, QUEUE_TIMEOUT_SECS). Retry in a few seconds.")]
+    Overloaded { slots: usize, waited_secs: u64 },
+    /// codex ran past a deadline and was stopped.
+    #[error("{0}")]
+    Timeout(String),
+    /// The prompt is larger than `MAX_PROMPT_TOKENS`; refused before codex starts.
+    #[error("The conversation is {tokens} tokens, more than this server's limit of {limit} (MAX_PROMPT_TOKENS). Shorten it or start a new conversation.")]
+    PromptTooLong { tokens: u64, limit: u64 },
+    #[error("The request body is larger than this server's limit of {limit} bytes (MAX_BODY_BYTES). Send a smaller request.")]
+    PayloadTooLarge { limit: usize },
+    /// The client closed its connection before the answer was ready.
+    #[error("The client closed the connection before the answer was ready.")]
+    ClientGone,
     /// An error with a status chosen by the HTTP layer (unknown route, unsupported media type).
     #[error("{message}")]
     Http { status: StatusCode, message: String },
@@ -93,7 +111,21 @@ impl ProxyError {
                 FailureKind::ContextLength => StatusCode::BAD_REQUEST,
                 FailureKind::Unauthenticated | FailureKind::Upstream => StatusCode::BAD_GATEWAY,
             },
+            ProxyError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::PromptTooLong { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            // nginx's "client closed request": nobody reads it, but logs say what happened.
+            ProxyError::ClientGone => StatusCode::from_u16(499).expect("499 is a valid status"),
             ProxyError::Http { status, .. } => *status,
+        }
+    }
+
+    /// Seconds a client should wait before retrying, sent as `Retry-After`.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ProxyError::Overloaded { .. } => Some(RETRY_AFTER_SECS),
+            _ => None,
         }
     }
 
@@ -128,7 +160,11 @@ impl ProxyError {
                 FailureKind::Unauthenticated => "codex_unauthenticated",
                 FailureKind::Upstream => "codex_error",
             }),
-            ProxyError::Http { .. } => None,
+            ProxyError::Overloaded { .. } => Some("rate_limit_exceeded"),
+            ProxyError::Timeout(_) => Some("timeout"),
+            ProxyError::PromptTooLong { .. } => Some("context_length_exceeded"),
+            ProxyError::PayloadTooLarge { .. } => Some("request_too_large"),
+            ProxyError::ClientGone | ProxyError::Http { .. } => None,
         }
     }
 
@@ -136,6 +172,7 @@ impl ProxyError {
         match self {
             ProxyError::InvalidRequest { param, .. } => param.as_deref(),
             ProxyError::ModelNotFound(_) => Some("model"),
+            ProxyError::PromptTooLong { .. } => Some("messages"),
             _ => None,
         }
     }

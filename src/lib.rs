@@ -6,6 +6,7 @@
 pub mod api;
 pub mod codex;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod prompt;
 pub mod tools;
@@ -23,27 +24,33 @@ use crate::{
     api::AppState,
     codex::exec::{ExecBackend, SharedBackend},
     config::Config,
+    connection::{ConnectionRegistry, WatchedAcceptor},
 };
 
-/// The application for `config`, running codex through `backend`.
+/// The application for `config`, running codex through `backend`; `connections` lets requests
+/// notice a client leaving (it stays empty when tests call the app in process).
 pub fn app_with_backend(
     config: Config,
     backend: SharedBackend,
+    connections: Arc<ConnectionRegistry>,
 ) -> impl Endpoint<Output = Response> {
-    api::routes(Arc::new(AppState {
-        config,
-        backend,
-        started_at: api::chat::unix_now(),
-    }))
+    api::routes(Arc::new(AppState::new(config, backend, connections)))
 }
 
 /// The application for `config`, running codex with `codex exec`.
 pub fn app(config: Config) -> impl Endpoint<Output = Response> {
+    app_watching(config, Arc::default())
+}
+
+fn app_watching(
+    config: Config,
+    connections: Arc<ConnectionRegistry>,
+) -> impl Endpoint<Output = Response> {
     let backend = Arc::new(ExecBackend::new(
         config.codex_path.clone(),
         config.codex_sandbox,
     ));
-    app_with_backend(config, backend)
+    app_with_backend(config, backend, connections)
 }
 
 /// Sets up logging at `config.log_level` on stderr.
@@ -53,17 +60,23 @@ pub fn init_tracing(config: &Config) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
-/// Binds `HOST:PORT` and serves until SIGINT or SIGTERM.
+/// Binds `HOST:PORT` and serves until SIGINT or SIGTERM, then lets running requests finish for
+/// up to `SHUTDOWN_GRACE_SECS`.
 pub async fn serve(config: Config) -> std::io::Result<()> {
     // Installed before the address is announced, so a signal sent right after start-up is
     // already a graceful shutdown.
     let shutdown = shutdown_signal()?;
-    let acceptor = TcpListener::bind((config.host, config.port))
-        .into_acceptor()
-        .await?;
+    let connections = Arc::new(ConnectionRegistry::default());
+    let acceptor = WatchedAcceptor::new(
+        TcpListener::bind((config.host, config.port))
+            .into_acceptor()
+            .await?,
+        connections.clone(),
+    );
     if let Some(addr) = acceptor
         .local_addr()
         .first()
@@ -74,10 +87,15 @@ pub async fn serve(config: Config) -> std::io::Result<()> {
     if config.api_keys.is_empty() {
         tracing::warn!("API_KEYS is empty: the API is open to anyone who can reach this port");
     }
-    let app = app(config);
+    let grace = config.limits.shutdown_grace;
+    let app = app_watching(config, connections);
     Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown, None)
-        .await
+        .run_with_graceful_shutdown(app, shutdown, Some(grace))
+        .await?;
+    // Requests still running after the grace period end here: returning drops the runtime and
+    // with it every response stream, and each stream kills its codex process group.
+    tracing::info!("stopped");
+    Ok(())
 }
 
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {

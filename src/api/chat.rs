@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
-use futures_util::{Stream, StreamExt};
+use futures_util::{future::BoxFuture, FutureExt, Stream, StreamExt};
+use poem::web::RemoteAddr;
 use poem_openapi::{payload::Json, ApiResponse, OpenApi, ResponseContent};
 use rand::{distr::Alphanumeric, Rng};
+use tokio::{sync::OwnedSemaphorePermit, time::Instant};
 
 use super::{
     auth::Authorized,
@@ -18,10 +20,12 @@ use super::{
 };
 use crate::{
     codex::{RunStream, Turn},
+    config::Limits,
     error::ProxyError,
     prompt,
     tools::ToolSet,
     translate::{Delta, Translator},
+    usage::count_tokens,
 };
 
 pub struct ChatApi {
@@ -56,14 +60,38 @@ impl ChatApi {
     async fn create(
         &self,
         _auth: Authorized,
+        remote: &RemoteAddr,
         body: Json<ChatCompletionRequest>,
     ) -> Result<ChatResponse, ApiError> {
         let request = body.0;
-        let plan = Plan::from_request(&self.state, &request)?;
+        let state = &self.state;
+        let plan = Plan::from_request(state, &request)?;
+        check_prompt_size(&plan.turn.prompt, state.config.limits.max_prompt_tokens).await?;
         tracing::info!(model = %request.model, stream = plan.stream, messages = request.messages.len(), user = request.user.as_deref().unwrap_or(""), "chat completion");
+
+        let client_gone = {
+            let (connections, remote) = (state.connections.clone(), remote.clone());
+            move || {
+                let (connections, remote) = (connections.clone(), remote.clone());
+                async move { connections.client_gone(&remote).await }
+            }
+        };
+        let permit = tokio::select! {
+            permit = take_slot(state) => permit?,
+            () = client_gone() => return Err(ProxyError::ClientGone.into()),
+        };
         let prompt: Arc<str> = Arc::from(plan.turn.prompt.as_str());
-        let run = self.state.backend.run(plan.turn)?;
-        let deltas = deltas(run, prompt, plan.tools);
+        let run = state.backend.run(plan.turn)?;
+        let deltas = deltas(
+            Run {
+                events: run,
+                permit,
+                limits: state.config.limits.clone(),
+                client_gone: client_gone().boxed(),
+            },
+            prompt,
+            plan.tools,
+        );
         let header = ChunkHeader {
             id: completion_id(),
             created: unix_now(),
@@ -71,7 +99,7 @@ impl ChatApi {
             include_usage: plan.include_usage,
         };
         if plan.stream {
-            let body = sse::render(header, deltas, self.state.config.keepalive).boxed();
+            let body = sse::render(header, deltas, state.config.keepalive).boxed();
             Ok(ChatResponse::Ok(ChatBody::Stream(ChunkStream(body))))
         } else {
             Ok(ChatResponse::Ok(ChatBody::Json(Json(
@@ -79,6 +107,50 @@ impl ChatApi {
             ))))
         }
     }
+}
+
+/// Waits up to `QUEUE_TIMEOUT_SECS` for one of the `MAX_CONCURRENCY` codex slots.
+async fn take_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ProxyError> {
+    let limits = &state.config.limits;
+    match tokio::time::timeout(limits.queue_timeout, state.slots.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => {
+            tracing::warn!(
+                slots = limits.max_concurrency,
+                "every codex slot is busy; refusing with 429"
+            );
+            Err(ProxyError::Overloaded {
+                slots: limits.max_concurrency,
+                waited_secs: limits.queue_timeout.as_secs(),
+            })
+        }
+    }
+}
+
+/// Refuses a prompt over `MAX_PROMPT_TOKENS` before any process starts. A token is at least one
+/// byte, so only a prompt longer in bytes than the limit needs counting, off the async threads.
+async fn check_prompt_size(prompt: &str, limit: u64) -> Result<(), ProxyError> {
+    if prompt.len() as u64 <= limit {
+        return Ok(());
+    }
+    let text = prompt.to_owned();
+    let tokens = tokio::task::spawn_blocking(move || count_tokens(&text))
+        .await
+        .unwrap_or(u64::MAX);
+    if tokens > limit {
+        return Err(ProxyError::PromptTooLong { tokens, limit });
+    }
+    Ok(())
+}
+
+/// A started codex run and everything it holds until its reply ends.
+struct Run {
+    events: RunStream,
+    /// The codex slot; released when the reply's stream ends or is dropped.
+    permit: OwnedSemaphorePermit,
+    limits: Limits,
+    /// Resolves if the client closes its connection first.
+    client_gone: BoxFuture<'static, ()>,
 }
 
 /// What the request asks for, checked before codex starts.
@@ -120,15 +192,44 @@ impl Plan {
     }
 }
 
-/// The deltas of one run, ending with its terminal delta. Dropping the stream drops the run.
+/// The deltas of one run, ending with its terminal delta. The run stops, and its process group
+/// is killed, when the stream is dropped, a deadline passes, or the client leaves.
 fn deltas(
-    mut run: RunStream,
+    run: Run,
     prompt: Arc<str>,
     tools: Option<Arc<ToolSet>>,
 ) -> impl Stream<Item = Delta> + Send + 'static {
     async_stream::stream! {
+        let Run { mut events, permit, limits, mut client_gone } = run;
+        let _permit = permit;
         let mut translator = Translator::new(prompt, tools);
-        while let Some(event) = run.next().await {
+        let deadline = Instant::now() + limits.codex_timeout;
+        loop {
+            let silence_ends = Instant::now() + limits.codex_idle_timeout;
+            let wake = deadline.min(silence_ends);
+            let next = tokio::select! {
+                biased;
+                () = &mut client_gone => {
+                    tracing::info!("the client closed the connection; stopping codex");
+                    yield Delta::Failed(ProxyError::ClientGone);
+                    return;
+                }
+                next = tokio::time::timeout_at(wake, events.next()) => next,
+            };
+            let event = match next {
+                Ok(Some(event)) => event,
+                Ok(None) => break,
+                Err(_) => {
+                    let message = if wake == deadline {
+                        format!("codex did not finish within {} s (CODEX_TIMEOUT_SECS) and was stopped.", limits.codex_timeout.as_secs())
+                    } else {
+                        format!("codex was silent for {} s (CODEX_IDLE_TIMEOUT_SECS) and was stopped.", limits.codex_idle_timeout.as_secs())
+                    };
+                    tracing::warn!("{message}");
+                    yield Delta::Failed(ProxyError::Timeout(message));
+                    return;
+                }
+            };
             for delta in translator.on_run_event(event) {
                 let terminal = delta.is_terminal();
                 yield delta;

@@ -31,9 +31,16 @@ pub fn error_response(err: &ProxyError) -> Response {
         err,
     )))
     .unwrap_or_else(|_| String::from("{}"));
-    body.with_content_type("application/json")
+    let mut response = body
+        .with_content_type("application/json")
         .with_status(err.status())
-        .into_response()
+        .into_response();
+    if let Some(secs) = err.retry_after() {
+        response
+            .headers_mut()
+            .insert(poem::http::header::RETRY_AFTER, secs.into());
+    }
+    response
 }
 
 /// Turns any error of the HTTP stack (bad JSON, wrong media type, unknown route) into the
@@ -48,6 +55,9 @@ pub fn normalize(err: poem::Error) -> Response {
             "Unknown path. This server serves POST /v1/chat/completions, GET /v1/models, GET /health and the docs at /docs.".to_owned()
         }
         StatusCode::METHOD_NOT_ALLOWED => "Method not allowed for this path; see /docs for the API.".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "The request body is too large (MAX_BODY_BYTES). Send a smaller request.".to_owned()
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             "The body must be JSON: send the header `Content-Type: application/json`.".to_owned()
         }
@@ -65,9 +75,11 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (400, "The request is invalid (the message says what to change), or the prompt exceeds codex's context window (`context_length_exceeded`)."),
     (401, "Missing or wrong API key (`invalid_api_key`)."),
     (404, "The model is not listed by /v1/models (`model_not_found`)."),
-    (429, "codex hit its provider's rate or usage limit (`rate_limit_exceeded`, `insufficient_quota`)."),
+    (413, "The body is larger than MAX_BODY_BYTES (`request_too_large`)."),
+    (429, "Every codex slot stayed busy for QUEUE_TIMEOUT_SECS (`rate_limit_exceeded`, with `Retry-After`), or codex hit its provider's rate or usage limit (`rate_limit_exceeded`, `insufficient_quota`)."),
     (502, "codex failed the turn (`codex_error`, `codex_unauthenticated`)."),
     (503, "codex cannot be started (`codex_unavailable`); /health says why."),
+    (504, "codex ran past CODEX_TIMEOUT_SECS or was silent for CODEX_IDLE_TIMEOUT_SECS (`timeout`)."),
 ];
 
 impl ApiResponse for ApiError {

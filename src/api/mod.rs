@@ -12,17 +12,43 @@ pub mod sse;
 
 use std::sync::Arc;
 
-use poem::{Endpoint, EndpointExt, Response, Route};
+use poem::{
+    http::header::CONTENT_LENGTH, Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+};
 use poem_openapi::{OpenApiService, Tags};
 
-use crate::{codex::exec::SharedBackend, config::Config};
+use tokio::sync::Semaphore;
+
+use crate::{
+    codex::exec::SharedBackend, config::Config, connection::ConnectionRegistry, error::ProxyError,
+};
 
 /// What every handler shares.
 pub struct AppState {
     pub config: Config,
     pub backend: SharedBackend,
+    /// One permit per codex run allowed at once (`MAX_CONCURRENCY`).
+    pub slots: Arc<Semaphore>,
+    /// Open connections, to notice a client leaving mid-request.
+    pub connections: Arc<ConnectionRegistry>,
     /// Unix seconds; reported as the models' `created`.
     pub started_at: i64,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        backend: SharedBackend,
+        connections: Arc<ConnectionRegistry>,
+    ) -> Self {
+        AppState {
+            slots: Arc::new(Semaphore::new(config.limits.max_concurrency)),
+            config,
+            backend,
+            connections,
+            started_at: chat::unix_now(),
+        }
+    }
 }
 
 #[derive(Tags)]
@@ -61,6 +87,7 @@ pub fn service(
 /// The whole application: API, docs, and error normalisation.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let keys = auth::ApiKeys(Arc::new(state.config.api_keys.clone()));
+    let max_body = state.config.limits.max_body_bytes;
     let api = service(state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -71,5 +98,42 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .at("/openapi.json", spec)
         .nest("/", api)
         .data(keys)
+        .around(move |ep, req| async move {
+            match limit_body(req, max_body).await {
+                Ok(req) => ep.call(req).await.map(IntoResponse::into_response),
+                Err(err) => Ok(error::error_response(&err)),
+            }
+        })
         .catch_all_error(|err| async move { error::normalize(err) })
+}
+
+/// Refuses a body over `MAX_BODY_BYTES` with a 413, by its declared length or, for a chunked
+/// body, as soon as that much has arrived.
+async fn limit_body(mut req: Request, limit: usize) -> Result<Request, ProxyError> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => Err(ProxyError::PayloadTooLarge { limit }),
+        Some(_) => Ok(req),
+        None => {
+            let body = req.take_body();
+            let bytes = body
+                .into_bytes_limit(limit)
+                .await
+                .map_err(|err| match err {
+                    poem::error::ReadBodyError::PayloadTooLarge => {
+                        ProxyError::PayloadTooLarge { limit }
+                    }
+                    other => ProxyError::invalid(
+                        format!("The request body could not be read: {other}"),
+                        None,
+                    ),
+                })?;
+            req.set_body(bytes);
+            Ok(req)
+        }
+    }
 }

@@ -15,11 +15,11 @@ use tokio::{
     io::{AsyncRead, AsyncWriteExt},
     process::Command,
 };
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 
 use super::{
-    process::ProcessGroupGuard, Backend, CodexStatus, ExitReport, RunEvent, RunStream, ThreadEvent,
-    Turn,
+    lines::{CappedLines, Line},
+    process::ProcessGroupGuard,
+    Backend, CodexStatus, ExitReport, RunEvent, RunStream, ThreadEvent, Turn,
 };
 use crate::{config::Sandbox, error::ProxyError};
 
@@ -97,14 +97,15 @@ impl ExecBackend {
     }
 
     fn resolved_path(&self) -> Result<PathBuf, ProxyError> {
-        which::which(&self.codex_path).map_err(|err| {
+        which::which(&self.codex_path).map_err(|_| {
+            let problem = if self.codex_path.is_file() {
+                "is not an executable file (make it executable with chmod +x)"
+            } else {
+                "was not found"
+            };
             ProxyError::CodexUnavailable(format!(
-                "The codex CLI could not be started: `{}` {}. Install it (`npm install -g @openai/codex`) or set CODEX_PATH to its path.",
+                "The codex CLI could not be started: `{}` {problem}. Install it (`npm install -g @openai/codex`) or set CODEX_PATH to its path.",
                 self.codex_path.display(),
-                match err {
-                    which::Error::CannotFindBinaryPath => "was not found",
-                    _ => "is not an executable file",
-                }
             ))
         })
     }
@@ -127,7 +128,18 @@ impl Backend for ExecBackend {
                     "could not create a working directory for codex: {err}"
                 ))
             })?;
-        let mut child = Command::new(&program)
+        let mut command = Command::new(&program);
+        // If the proxy itself dies without unwinding (SIGKILL, OOM), codex goes with it rather
+        // than running on unowned. Set in the child between fork and exec; prctl is
+        // async-signal-safe. The signal follows the spawning thread, a runtime worker that lives
+        // as long as the server.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = command
             .args(self.args(&turn, workdir.path()))
             .current_dir(workdir.path())
             .env_clear()
@@ -167,10 +179,10 @@ impl Backend for ExecBackend {
             // removes the working directory.
             let _group = group;
             let _workdir = workdir;
-            let mut lines = FramedRead::new(stdout, line_codec());
-            while let Some(line) = lines.next().await {
-                match line {
-                    Ok(bytes) => {
+            let mut lines = CappedLines::new(stdout, MAX_LINE_BYTES);
+            loop {
+                match lines.next_line().await {
+                    Ok(Some(Line::Complete(bytes))) => {
                         let line = String::from_utf8_lossy(&bytes);
                         let line = line.trim();
                         if line.is_empty() {
@@ -182,10 +194,11 @@ impl Backend for ExecBackend {
                             Err(err) => tracing::warn!(%err, line = %excerpt(line), "skipping a line of codex output that is not an event"),
                         }
                     }
-                    Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
+                    Ok(Some(Line::TooLong)) => {
                         tracing::warn!(max = MAX_LINE_BYTES, "skipping a codex output line over the length limit");
                     }
-                    Err(AnyDelimiterCodecError::Io(err)) => {
+                    Ok(None) => break,
+                    Err(err) => {
                         tracing::warn!(%err, "reading codex output failed");
                         break;
                     }
@@ -250,10 +263,6 @@ impl Backend for ExecBackend {
     }
 }
 
-fn line_codec() -> AnyDelimiterCodec {
-    AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_LINE_BYTES)
-}
-
 fn excerpt(line: &str) -> &str {
     match line.char_indices().nth(200) {
         Some((end, _)) => &line[..end],
@@ -264,21 +273,17 @@ fn excerpt(line: &str) -> &str {
 /// Drains stderr to its end (so codex never blocks on a full pipe), logging each line at debug
 /// and keeping the last few KiB for error messages.
 async fn stderr_tail(stderr: impl AsyncRead + Unpin) -> String {
-    let mut lines = FramedRead::new(stderr, line_codec());
+    let mut lines = CappedLines::new(stderr, STDERR_TAIL_BYTES);
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut tail_bytes = 0;
-    while let Some(line) = lines.next().await {
-        let Ok(bytes) = line else { continue };
-        let line = String::from_utf8_lossy(&bytes);
-        let line = line.trim_end();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let Line::Complete(bytes) = line else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&bytes).trim_end().to_owned();
         if line.is_empty() {
             continue;
         }
-        // One huge line must not crowd out the rest of the tail.
-        let line = match line.char_indices().nth(STDERR_TAIL_BYTES / 4) {
-            Some((end, _)) => format!("{}...", &line[..end]),
-            None => line.to_owned(),
-        };
         tracing::debug!(line = %excerpt(&line), "codex stderr");
         tail_bytes += line.len();
         tail.push_back(line);

@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod exec;
+mod lines;
 mod process;
 
 use futures_util::stream::BoxStream;

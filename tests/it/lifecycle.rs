@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::support::{chat, fake_codex};
+use crate::support::{alive, all_gone_within, chat, fake_codex, pids_from};
 
 struct Server {
     child: Child,
@@ -52,23 +52,30 @@ impl Server {
     }
 }
 
+impl Server {
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    /// The exit code, once the server has exited within `limit`.
+    fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie has exited; only its parent has yet to collect it.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
     }
 }
 
@@ -110,75 +117,88 @@ async fn keep_alive_comments_flow_while_codex_is_silent() {
     );
 }
 
-#[tokio::test]
-async fn a_client_that_disconnects_takes_codex_and_its_children_with_it() {
-    let server = Server::start(&[("KEEPALIVE_SECS", "1")]);
+/// Starts a `[[hang]]` request over a raw socket, then closes the socket: codex and its child
+/// must be gone within a second, streaming or not.
+async fn disconnect_kills_codex(stream: bool) {
+    let server = Server::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pids");
-    let mut resp = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", server.base))
-        .json(&chat(
-            &format!("hang [[hang:{}]]", pid_file.display()),
-            true,
-        ))
-        .send()
+    let body = chat(&format!("hang [[hang:{}]]", pid_file.display()), stream).to_string();
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut socket, request.as_bytes())
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
-    let first = resp
-        .chunk()
-        .await
-        .unwrap()
-        .expect("the role chunk comes at once");
-    assert!(String::from_utf8_lossy(&first).contains("\"role\":\"assistant\""));
-
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let pids: Vec<i32> = loop {
-        if let Ok(text) = std::fs::read_to_string(&pid_file) {
-            if let Ok(pids) = text
-                .split_whitespace()
-                .map(str::parse)
-                .collect::<Result<Vec<i32>, _>>()
-            {
-                if pids.len() == 2 {
-                    break pids;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "fake-codex never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let pids = pids_from(&pid_file).await;
     assert!(
         pids.iter().all(|&pid| alive(pid)),
         "codex and its child run while the client waits"
     );
 
-    drop(resp);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pids.iter().any(|&pid| alive(pid)) {
-        assert!(
-            Instant::now() < deadline,
-            "codex's process group outlived the client: {pids:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    drop(socket);
+    assert!(
+        all_gone_within(&pids, Duration::from_secs(1)).await,
+        "codex's process group outlived the client by more than a second (stream: {stream}): {pids:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_streaming_client_that_disconnects_takes_codex_and_its_children_with_it() {
+    disconnect_kills_codex(true).await;
+}
+
+#[tokio::test]
+async fn a_waiting_client_that_disconnects_takes_codex_and_its_children_with_it() {
+    disconnect_kills_codex(false).await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_running_request_finish() {
+    let mut server = Server::start(&[("SHUTDOWN_GRACE_SECS", "30")]);
+    let request = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", server.base))
+        .json(&chat("hi [[slow:300]]", false))
+        .send();
+    let request = tokio::spawn(request);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    let reply = request.await.unwrap().unwrap();
+    assert_eq!(reply.status(), 200, "the request in flight is answered");
+    assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0));
+}
+
+#[tokio::test]
+async fn shutdown_after_the_grace_period_kills_what_remains_and_exits_0() {
+    let mut server = Server::start(&[("SHUTDOWN_GRACE_SECS", "1")]);
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let mut resp = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", server.base))
+        .json(&chat(&format!("[[hang:{}]]", pid_file.display()), true))
+        .send()
+        .await
+        .unwrap();
+    resp.chunk().await.unwrap();
+    let pids = pids_from(&pid_file).await;
+    server.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "exit 0 after the grace period"
+    );
+    assert!(
+        all_gone_within(&pids, Duration::from_secs(1)).await,
+        "no codex outlives the server: {pids:?}"
+    );
 }
 
 #[test]
-fn sigterm_stops_the_server_cleanly() {
+fn sigterm_stops_an_idle_server_cleanly() {
     let mut server = Server::start(&[]);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "server ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
 }

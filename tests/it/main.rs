@@ -9,6 +9,7 @@ mod config_startup;
 mod fake_codex_cli;
 mod fidelity;
 mod lifecycle;
+mod limits;
 mod models_health;
 mod scenarios;
 mod spec;

@@ -23,7 +23,11 @@ const SCENARIOS: &[&str] = &[
     "missing_env",
     "answer_then_fail",
     "crash",
+    "crash_mid",
+    "silent_exit",
     "noise",
+    "huge_line",
+    "stderr_flood",
     "slow:20",
 ];
 
@@ -132,6 +136,21 @@ async fn every_scenario_as_json_and_as_sse() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_one_mib_answer_arrives_whole() {
+    let (status, body) = json_of(
+        client(&[])
+            .post("/v1/chat/completions")
+            .body_json(&chat("[[big_answer]]", false))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(content, "0123456789abcde\n".repeat(64 * 1024));
 }
 
 #[tokio::test]

@@ -67,6 +67,55 @@ pub async fn sse_of(resp: poem::test::TestResponse) -> (u16, String, Vec<Value>)
     (status, content_type, events)
 }
 
+/// Whether a process is still running; a zombie has exited and only awaits its parent.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// The pids fake-codex's `[[hang:FILE]]` wrote: itself and its child.
+pub async fn pids_from(file: &std::path::Path) -> Vec<i32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            if let Ok(pids) = text
+                .split_whitespace()
+                .map(str::parse)
+                .collect::<Result<Vec<i32>, _>>()
+            {
+                if pids.len() == 2 {
+                    return pids;
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fake-codex never wrote {}",
+            file.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits up to `limit` for every pid to be gone.
+pub async fn all_gone_within(pids: &[i32], limit: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while pids.iter().any(|&pid| alive(pid)) {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    true
+}
+
 /// Replaces what changes on every run (ids, timestamps) so replies can be snapshotted.
 pub fn redact(mut value: Value) -> Value {
     fn walk(value: &mut Value) {
