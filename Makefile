@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 SNAPSHOT_REFS := target/snapshot-refs.txt
 
-.PHONY: help run demo build test test-rust test-sdk check-snapshots lint fmt clean
+.PHONY: help run demo build test test-rust test-python check-snapshots lint fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -20,7 +20,7 @@ demo: ## Serve on fake-codex: no codex install or account needed
 build: ## Build the server and fake-codex (debug)
 	$(CARGO) build --locked --bins
 
-test: test-rust check-snapshots test-sdk ## Run every test: Rust suite, snapshot check, OpenAI SDK conformance
+test: test-rust check-snapshots test-python ## Run every test: Rust suite, snapshot check, SDK conformance, spec fuzzing
 
 test-rust: ## Unit and integration tests; snapshots must match (never rewritten here)
 	@mkdir -p target && rm -f $(SNAPSHOT_REFS)
@@ -37,15 +37,15 @@ check-snapshots: ## Fail on snapshot files no test referenced in the last test-r
 	if [ -n "$$unreferenced$$pending" ]; then echo "unreferenced or pending snapshots:$$unreferenced $$pending"; exit 1; fi; \
 	echo "snapshots: $$(ls snapshots/*.snap | wc -l) files, all referenced"
 
-$(VENV)/.installed: tests/sdk/requirements.txt
+$(VENV)/.installed: tests/python/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test-sdk: $(VENV)/.installed ## The official OpenAI Python SDK against the server on fake-codex
+test-python: $(VENV)/.installed ## OpenAI Python SDK conformance and schemathesis spec fuzzing, on fake-codex
 	$(CARGO) build --locked --bins
 	PROXY_BIN=$(CURDIR)/target/debug/codex-openai-proxy FAKE_CODEX=$(CURDIR)/target/debug/fake-codex \
-	  $(VENV)/bin/python -m pytest -q tests/sdk
+	  $(VENV)/bin/python -m pytest -q tests/python
 
 lint: ## rustfmt and clippy, warnings as errors
 	$(CARGO) fmt --check

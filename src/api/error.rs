@@ -43,18 +43,38 @@ pub fn error_response(err: &ProxyError) -> Response {
     response
 }
 
+/// The methods each path answers, for the `Allow` header of a 405.
+const ALLOWED_METHODS: &[(&str, &str)] = &[
+    ("/v1/chat/completions", "POST"),
+    ("/v1/models", "GET"),
+    ("/health", "GET"),
+    ("/openapi.json", "GET"),
+];
+
 /// Turns any error of the HTTP stack (bad JSON, wrong media type, unknown route) into the
 /// OpenAI shape, so a client never gets a plain-text error.
-pub fn normalize(err: poem::Error) -> Response {
+pub fn normalize(err: poem::Error, path: &str) -> Response {
     if err.is::<ApiError>() {
         return err.into_response();
+    }
+    if err.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let mut response = error_response(&ProxyError::Http {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: "Method not allowed for this path; see /docs for the API.".to_owned(),
+        });
+        if let Some((_, allow)) = ALLOWED_METHODS.iter().find(|(p, _)| *p == path) {
+            response.headers_mut().insert(
+                poem::http::header::ALLOW,
+                poem::http::HeaderValue::from_static(allow),
+            );
+        }
+        return response;
     }
     let status = err.status();
     let message = match status {
         StatusCode::NOT_FOUND => {
             "Unknown path. This server serves POST /v1/chat/completions, GET /v1/models, GET /health and the docs at /docs.".to_owned()
         }
-        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed for this path; see /docs for the API.".to_owned(),
         StatusCode::PAYLOAD_TOO_LARGE => {
             "The request body is too large (MAX_BODY_BYTES). Send a smaller request.".to_owned()
         }
@@ -76,6 +96,7 @@ const DOCUMENTED: &[(u16, &str)] = &[
     (401, "Missing or wrong API key (`invalid_api_key`)."),
     (404, "The model is not listed by /v1/models (`model_not_found`)."),
     (413, "The body is larger than MAX_BODY_BYTES (`request_too_large`)."),
+    (415, "The body is not sent as `application/json`."),
     (429, "Every codex slot stayed busy for QUEUE_TIMEOUT_SECS (`rate_limit_exceeded`, with `Retry-After`), or codex hit its provider's rate or usage limit (`rate_limit_exceeded`, `insufficient_quota`)."),
     (502, "codex failed the turn (`codex_error`, `codex_unauthenticated`)."),
     (503, "codex cannot be started (`codex_unavailable`); /health says why."),

@@ -99,12 +99,16 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/", api)
         .data(keys)
         .around(move |ep, req| async move {
-            match limit_body(req, max_body).await {
-                Ok(req) => ep.call(req).await.map(IntoResponse::into_response),
-                Err(err) => Ok(error::error_response(&err)),
-            }
+            let path = req.uri().path().to_owned();
+            let req = match limit_body(req, max_body).await {
+                Ok(req) => req,
+                Err(err) => return Ok(error::error_response(&err)),
+            };
+            Ok(match ep.call(req).await {
+                Ok(response) => response.into_response(),
+                Err(err) => error::normalize(err, &path),
+            })
         })
-        .catch_all_error(|err| async move { error::normalize(err) })
 }
 
 /// Refuses a body over `MAX_BODY_BYTES` with a 413, by its declared length or, for a chunked

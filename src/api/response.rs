@@ -29,6 +29,8 @@ pub struct Choice {
 pub struct AssistantMessage {
     /// Always `assistant`.
     pub role: String,
+    /// Null when the answer is nothing but tool calls.
+    #[oai(nullable)]
     pub content: Option<String>,
     /// codex's reasoning summary, when it produced one.
     #[oai(skip_serializing_if_is_none)]
@@ -83,6 +85,7 @@ pub struct ChunkChoice {
     pub index: u32,
     pub delta: ChunkDelta,
     /// Set on exactly one chunk of a successful stream.
+    #[oai(nullable)]
     pub finish_reason: Option<String>,
 }
 
@@ -189,7 +192,11 @@ pub struct ErrorBody {
     pub message: String,
     #[oai(rename = "type")]
     pub kind: String,
+    /// The request field at fault, when there is one.
+    #[oai(nullable)]
     pub param: Option<String>,
+    /// A stable code to branch on, such as `invalid_api_key` or `rate_limit_exceeded`.
+    #[oai(nullable)]
     pub code: Option<String>,
 }
 

@@ -10,7 +10,7 @@ from conftest import API_KEY
 
 @pytest.fixture()
 def client(base_url):
-    return openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
+    return openai.OpenAI(base_url=base_url + "/v1", api_key=API_KEY, max_retries=0)
 
 
 def test_models_list_includes_codex_local(client):
@@ -67,7 +67,7 @@ def test_streamed_completion_without_usage(client):
 
 
 def test_wrong_key_raises_authentication_error(base_url):
-    bad = openai.OpenAI(base_url=base_url, api_key="wrong", max_retries=0)
+    bad = openai.OpenAI(base_url=base_url + "/v1", api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError) as caught:
         bad.models.list()
     assert caught.value.code == "invalid_api_key"

@@ -1,4 +1,4 @@
-"""Starts the proxy binary on fake-codex for the SDK conformance tests.
+"""Starts the proxy binary on fake-codex for the Python suite (SDK conformance, spec fuzzing).
 
 The binaries come from PROXY_BIN and FAKE_CODEX (the Makefile builds them); the server listens on
 an ephemeral loopback port, which it announces on stderr.
@@ -44,7 +44,7 @@ def base_url():
     threading.Thread(target=drain, daemon=True).start()
     try:
         assert ready.wait(30), "the proxy did not announce its address"
-        yield address["url"] + "/v1"
+        yield address["url"]
     finally:
         proc.terminate()
         proc.wait(10)
