@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 SNAPSHOT_REFS := target/snapshot-refs.txt
 
-.PHONY: help run demo build test test-rust test-python check-snapshots lint fmt clean
+.PHONY: help run demo build test test-rust test-python check-snapshots bench lint fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -46,6 +46,9 @@ test-python: $(VENV)/.installed ## OpenAI Python SDK conformance and schemathesi
 	$(CARGO) build --locked --bins
 	PROXY_BIN=$(CURDIR)/target/debug/codex-openai-proxy FAKE_CODEX=$(CURDIR)/target/debug/fake-codex \
 	  $(VENV)/bin/python -m pytest -q tests/python
+
+bench: ## Throughput, latency, per-event overhead and memory against fake-codex (release build)
+	$(CARGO) bench --locked --bench proxy
 
 lint: ## rustfmt and clippy, warnings as errors
 	$(CARGO) fmt --check

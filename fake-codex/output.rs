@@ -94,6 +94,15 @@ pub fn play(cli: &Cli, prompt: &str, workdir: &Path, script: &Script) -> u8 {
                     raw_stdout(line);
                 }
             }
+            Step::Stamped => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let item = printer.item(ItemDetails::AgentMessage {
+                    text: format!("t={}", now.as_micros()),
+                });
+                printer.event(&ThreadEvent::ItemCompleted { item });
+            }
             Step::Stderr(text) => {
                 let _ = std::io::stderr().lock().write_all(text.as_bytes());
             }

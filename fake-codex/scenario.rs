@@ -76,6 +76,8 @@ pub enum Step {
     Raw(String),
     /// Text on stderr.
     Stderr(String),
+    /// An agent message whose text is the moment it is written: `t=<unix microseconds>`.
+    Stamped,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +260,12 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
         }
         "tool_call" | "tool_call_fenced" | "tool_calls_two" | "tool_calls_array" | "tool_call_string_args" | "tool_flow" => {
             (vec![message(&tool_answer(name, prompt))], End::Completed(usage(150, 40, 24, 0)))
+        }
+        "stamped" => {
+            let mut args = arg.unwrap_or("10:10").split(':');
+            let count = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
+            delay = Duration::from_millis(args.next().and_then(|ms| ms.parse().ok()).unwrap_or(10));
+            ((0..count).map(|_| Step::Stamped).collect(), End::Completed(TEXT_USAGE))
         }
         "hang" => (vec![], End::Hang { pid_file: arg.map(str::to_owned) }),
         _ => (vec![message(TEXT_ANSWER)], End::Completed(TEXT_USAGE)),

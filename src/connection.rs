@@ -94,6 +94,11 @@ impl<A: Acceptor<Io = TcpStream>> Acceptor for WatchedAcceptor<A> {
         &mut self,
     ) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
         let (stream, local, remote, scheme) = self.inner.accept().await?;
+        // Replies are streams of small writes; Nagle's algorithm would hold each one back for
+        // the peer's delayed ACK (about 40 ms).
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
         let key = match &remote.0 {
             Addr::SocketAddr(addr) => {
                 self.registry.register(*addr, &stream);

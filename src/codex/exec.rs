@@ -128,18 +128,11 @@ impl Backend for ExecBackend {
                     "could not create a working directory for codex: {err}"
                 ))
             })?;
-        let mut command = Command::new(&program);
-        // If the proxy itself dies without unwinding (SIGKILL, OOM), codex goes with it rather
-        // than running on unowned. Set in the child between fork and exec; prctl is
-        // async-signal-safe. The signal follows the spawning thread, a runtime worker that lives
-        // as long as the server.
-        unsafe {
-            command.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                    .map_err(std::io::Error::from)
-            });
-        }
-        let mut child = command
+        // No pre_exec hook (such as a parent-death signal): it forces a full fork() instead of
+        // posix_spawn, which measured 40% fewer requests per second at 16 concurrent. The
+        // process group and the stream's guard already end codex on every path but a SIGKILL
+        // of the proxy itself, and then codex ends with its turn, its stdout pipe closed.
+        let mut child = Command::new(&program)
             .args(self.args(&turn, workdir.path()))
             .current_dir(workdir.path())
             .env_clear()

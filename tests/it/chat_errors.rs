@@ -224,7 +224,10 @@ async fn a_missing_codex_is_a_503_that_says_how_to_fix_it() {
 #[tokio::test]
 async fn a_wrong_method_is_a_405_that_names_the_right_one() {
     let resp = client(&[]).get("/v1/chat/completions").send().await;
-    assert_eq!(resp.0.headers().get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
+    assert_eq!(
+        resp.0.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST")
+    );
     let (status, body) = json_of(resp).await;
     assert_openai_error(status, &body, 405);
 }

@@ -1,0 +1,324 @@
+//! `make bench`: throughput, latency, per-event overhead and memory of the proxy on fake-codex,
+//! printed as one table from one run, beside the floor measured in the same run (spawning
+//! fake-codex directly with the same stdin and stdout handling, no HTTP).
+//!
+//! A benchmark, not a test: it asserts nothing and prints figures; the targets are printed next
+//! to them for the reader to compare.
+
+use std::{
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const FAKE_CODEX: &str = env!("CARGO_BIN_EXE_fake-codex");
+const PROXY: &str = env!("CARGO_BIN_EXE_codex-openai-proxy");
+const CONCURRENCY: &[usize] = &[1, 16, 64];
+const OPEN_STREAMS: usize = 256;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(extra: &[(&str, &str)]) -> Server {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(PROXY)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("LOG_LEVEL", "warn,codex_openai_proxy=info")
+            .env("CODEX_PATH", FAKE_CODEX)
+            .envs(extra.iter().copied())
+            .current_dir(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the proxy starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the proxy announces its address");
+        Server {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// Resident memory of the proxy process, in KiB.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Default)]
+struct Run {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    errors: usize,
+}
+
+impl Run {
+    fn rps(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        percentile(&self.latencies, p)
+    }
+}
+
+fn percentile(samples: &[Duration], p: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Runs `total` calls of `one` with `concurrency` workers, timing each.
+async fn load<F, Fut>(concurrency: usize, total: usize, one: F) -> Run
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let one = Arc::new(one);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (one, next) = (one.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    let t = Instant::now();
+                    if one().await {
+                        latencies.push(t.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut run = Run::default();
+    for worker in workers {
+        let (latencies, errors) = worker.await.unwrap();
+        run.latencies.extend(latencies);
+        run.errors += errors;
+    }
+    run.elapsed = started.elapsed();
+    run
+}
+
+/// The floor: fake-codex spawned directly, prompt on stdin, stdout read to the end.
+async fn spawn_fake_codex() -> bool {
+    let Ok(mut child) = tokio::process::Command::new(FAKE_CODEX)
+        .args([
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "--ephemeral",
+            "-s",
+            "read-only",
+            "-C",
+            "/tmp",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        return false;
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(b"hi").await;
+    drop(stdin);
+    let mut out = Vec::new();
+    let _ = child.stdout.take().unwrap().read_to_end(&mut out).await;
+    let mut err = Vec::new();
+    let _ = child.stderr.take().unwrap().read_to_end(&mut err).await;
+    child.wait().await.is_ok_and(|s| s.success()) && out.ends_with(b"}\n")
+}
+
+fn chat(prompt: &str, stream: bool) -> serde_json::Value {
+    json!({"model": "codex-local", "stream": stream, "messages": [{"role": "user", "content": prompt}]})
+}
+
+async fn complete(http: reqwest::Client, url: String, stream: bool) -> bool {
+    match http.post(&url).json(&chat("hi", stream)).send().await {
+        Ok(resp) if resp.status().is_success() => resp.bytes().await.is_ok_and(|b| !b.is_empty()),
+        _ => false,
+    }
+}
+
+fn now_micros() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros()
+}
+
+/// Streams `[[stamped]]` answers and returns, per event, arrival time minus the moment
+/// fake-codex wrote it.
+async fn event_delays(http: &reqwest::Client, url: &str, requests: usize) -> Vec<Duration> {
+    let mut delays = Vec::new();
+    for _ in 0..requests {
+        let resp = http
+            .post(url)
+            .json(&chat("bench [[stamped:20:10]]", true))
+            .send()
+            .await
+            .unwrap();
+        let mut body = resp.bytes_stream();
+        let mut pending = String::new();
+        while let Some(chunk) = body.next().await {
+            let arrived = now_micros();
+            pending.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            while let Some(end) = pending.find("\n\n") {
+                let event: String = pending.drain(..end + 2).collect();
+                if let Some(stamp) = event.split("t=").nth(1).and_then(|rest| {
+                    rest.chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                        .parse::<u128>()
+                        .ok()
+                }) {
+                    delays.push(Duration::from_micros(arrived.saturating_sub(stamp) as u64));
+                }
+            }
+        }
+    }
+    delays
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let total_for = |c: usize| if c == 1 { 150 } else { 600 };
+    let server = Server::start(&[("MAX_CONCURRENCY", "300"), ("QUEUE_TIMEOUT_SECS", "60")]);
+    let url = format!("{}/v1/chat/completions", server.base);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .unwrap();
+    let idle_rss = server.rss_kib();
+
+    // Warm-up: the tokenizer, the connection pool, the page cache.
+    let _ = load(4, 20, {
+        let (h, u) = (http.clone(), url.clone());
+        move || complete(h.clone(), u.clone(), false)
+    })
+    .await;
+
+    println!("## codex-openai-proxy benchmark (fake-codex, instant answers)\n");
+    println!("| concurrency | floor req/s | JSON req/s | ratio | SSE req/s | ratio | floor p50 / p99 ms | JSON p50 / p99 ms | SSE p50 / p99 ms | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for &c in CONCURRENCY {
+        let total = total_for(c);
+        let floor = load(c, total, spawn_fake_codex).await;
+        let json = load(c, total, {
+            let (h, u) = (http.clone(), url.clone());
+            move || complete(h.clone(), u.clone(), false)
+        })
+        .await;
+        let sse = load(c, total, {
+            let (h, u) = (http.clone(), url.clone());
+            move || complete(h.clone(), u.clone(), true)
+        })
+        .await;
+        println!(
+            "| {c} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {} / {} | {} / {} | {} / {} | {} |",
+            floor.rps(),
+            json.rps(),
+            json.rps() / floor.rps(),
+            sse.rps(),
+            sse.rps() / floor.rps(),
+            ms(floor.percentile(0.5)),
+            ms(floor.percentile(0.99)),
+            ms(json.percentile(0.5)),
+            ms(json.percentile(0.99)),
+            ms(sse.percentile(0.5)),
+            ms(sse.percentile(0.99)),
+            floor.errors + json.errors + sse.errors,
+        );
+    }
+
+    let delays = event_delays(&http, &url, 20).await;
+    println!(
+        "\nAdded latency per streamed event ({} events, codex write to client read): p50 {} ms, p99 {} ms (target p99 <= 2 ms)",
+        delays.len(),
+        ms(percentile(&delays, 0.5)),
+        ms(percentile(&delays, 0.99))
+    );
+
+    // Memory: idle, then with many slow streams open at once.
+    let after_load_rss = server.rss_kib();
+    let mut open = Vec::new();
+    for _ in 0..OPEN_STREAMS {
+        let resp = http
+            .post(&url)
+            .json(&chat("bench [[slow:60000]]", true))
+            .send();
+        open.push(tokio::spawn(resp));
+    }
+    let mut streams = Vec::new();
+    for resp in open {
+        let mut resp = resp.await.unwrap().unwrap();
+        let _ = resp.chunk().await; // the role chunk: the stream is open
+        streams.push(resp);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let open_rss = server.rss_kib();
+    let per_stream = open_rss.saturating_sub(after_load_rss) as f64 / OPEN_STREAMS as f64;
+    println!(
+        "\nProxy RSS: idle at start {:.1} MB (target <= 15 MB), idle after the load {:.1} MB, with {OPEN_STREAMS} open streams {:.1} MB: {:.1} KiB per stream (target <= 64 KiB)",
+        idle_rss as f64 / 1024.0,
+        after_load_rss as f64 / 1024.0,
+        open_rss as f64 / 1024.0,
+        per_stream
+    );
+    drop(streams);
+}
