@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod chat;
 pub mod error;
+pub mod explain;
 pub mod health;
 pub mod models;
 pub mod request;
@@ -12,8 +13,10 @@ pub mod sse;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use poem::{
-    http::header::CONTENT_LENGTH, Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+    http::{header::CONTENT_LENGTH, StatusCode},
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
 };
 use poem_openapi::{OpenApiService, Tags};
 
@@ -100,44 +103,47 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .data(keys)
         .around(move |ep, req| async move {
             let path = req.uri().path().to_owned();
-            let req = match limit_body(req, max_body).await {
-                Ok(req) => req,
+            let (req, body) = match read_body(req, max_body).await {
+                Ok(read) => read,
                 Err(err) => return Ok(error::error_response(&err)),
             };
             Ok(match ep.call(req).await {
                 Ok(response) => response.into_response(),
+                Err(err)
+                    if err.status() == StatusCode::BAD_REQUEST && !err.is::<error::ApiError>() =>
+                {
+                    match explain::explain(&body) {
+                        Some(precise) => error::error_response(&precise),
+                        None => error::normalize(err, &path),
+                    }
+                }
                 Err(err) => error::normalize(err, &path),
             })
         })
 }
 
-/// Refuses a body over `MAX_BODY_BYTES` with a 413, by its declared length or, for a chunked
-/// body, as soon as that much has arrived.
-async fn limit_body(mut req: Request, limit: usize) -> Result<Request, ProxyError> {
+/// Reads the body, refusing one over `MAX_BODY_BYTES` with a 413 by its declared length or, when
+/// none is declared, as soon as that much has arrived. The bytes are kept so that a body that
+/// does not parse can be explained.
+async fn read_body(mut req: Request, limit: usize) -> Result<(Request, Bytes), ProxyError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(length) if length > limit as u64 => Err(ProxyError::PayloadTooLarge { limit }),
-        Some(_) => Ok(req),
-        None => {
-            let body = req.take_body();
-            let bytes = body
-                .into_bytes_limit(limit)
-                .await
-                .map_err(|err| match err {
-                    poem::error::ReadBodyError::PayloadTooLarge => {
-                        ProxyError::PayloadTooLarge { limit }
-                    }
-                    other => ProxyError::invalid(
-                        format!("The request body could not be read: {other}"),
-                        None,
-                    ),
-                })?;
-            req.set_body(bytes);
-            Ok(req)
-        }
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ProxyError::PayloadTooLarge { limit });
     }
+    let bytes = req
+        .take_body()
+        .into_bytes_limit(limit)
+        .await
+        .map_err(|err| match err {
+            poem::error::ReadBodyError::PayloadTooLarge => ProxyError::PayloadTooLarge { limit },
+            other => {
+                ProxyError::invalid(format!("The request body could not be read: {other}"), None)
+            }
+        })?;
+    req.set_body(bytes.clone());
+    Ok((req, bytes))
 }
