@@ -175,7 +175,7 @@ pub fn play(cli: &Cli, prompt: &str, workdir: &Path, script: &Script) -> u8 {
             leave_empty_output_file(cli);
             *code
         }
-        End::Hang { pid_file } => {
+        End::Hang { pid_file, failure } => {
             // A child in the same process group, like the shell commands codex runs: killing
             // only this process would leave it behind.
             let child = Command::new("sleep")
@@ -186,6 +186,16 @@ pub fn play(cli: &Cli, prompt: &str, workdir: &Path, script: &Script) -> u8 {
                 .spawn();
             if let (Some(path), Ok(child)) = (pid_file, &child) {
                 let _ = std::fs::write(path, format!("{} {}", std::process::id(), child.id()));
+            }
+            if let Some(message) = failure {
+                printer.event(&ThreadEvent::Error {
+                    message: message.clone(),
+                });
+                printer.event(&ThreadEvent::TurnFailed {
+                    error: TurnError {
+                        message: message.clone(),
+                    },
+                });
             }
             loop {
                 sleep(Duration::from_secs(3600));

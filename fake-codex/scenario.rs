@@ -89,9 +89,11 @@ pub enum End {
         stderr: String,
         code: u8,
     },
-    /// The process never ends on its own; the pids go to the file when one is named.
+    /// The process never ends on its own; the pids go to the file when one is named. With a
+    /// failure, `turn.failed` is printed first.
     Hang {
         pid_file: Option<String>,
+        failure: Option<String>,
     },
 }
 
@@ -267,7 +269,14 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
             delay = Duration::from_millis(args.next().and_then(|ms| ms.parse().ok()).unwrap_or(10));
             ((0..count).map(|_| Step::Stamped).collect(), End::Completed(TEXT_USAGE))
         }
-        "hang" => (vec![], End::Hang { pid_file: arg.map(str::to_owned) }),
+        "hang" => (vec![], End::Hang { pid_file: arg.map(str::to_owned), failure: None }),
+        "fail_then_hang" => (
+            vec![],
+            End::Hang {
+                pid_file: arg.map(str::to_owned),
+                failure: Some("exceeded retry limit, last status: 429 Too Many Requests".into()),
+            },
+        ),
         _ => (vec![message(TEXT_ANSWER)], End::Completed(TEXT_USAGE)),
     };
     Script {

@@ -90,7 +90,10 @@ async fn malformed_json_and_wrong_media_type_are_openai_errors() {
         .await;
     let (status, body) = json_of(resp).await;
     assert_openai_error(status, &body, 400);
-    snapshot!("bad_request_malformed_json", json!({"status": status, "body": body}));
+    snapshot!(
+        "bad_request_malformed_json",
+        json!({"status": status, "body": body})
+    );
 
     let resp = cli
         .post("/v1/chat/completions")

@@ -110,6 +110,28 @@ async fn the_total_deadline_stops_codex_with_a_504() {
 }
 
 #[tokio::test]
+async fn a_codex_that_fails_the_turn_but_lingers_is_stopped_with_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let prompt = format!("[[fail_then_hang:{}]]", pid_file.display());
+    for stream in [false, true] {
+        let _ = std::fs::remove_file(&pid_file);
+        let resp = client(&[])
+            .post("/v1/chat/completions")
+            .body_json(&chat(&prompt, stream))
+            .send()
+            .await;
+        let body = resp.0.into_body().into_string().await.unwrap();
+        assert!(body.contains("rate_limit_exceeded"), "{body}");
+        let pids = pids_from(&pid_file).await;
+        assert!(
+            all_gone_within(&pids, Duration::from_secs(1)).await,
+            "stream {stream}: {pids:?} outlived the error"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_idle_deadline_ends_a_stream_in_band() {
     let cli = client(&[
         ("CODEX_IDLE_TIMEOUT_SECS", "1"),
@@ -213,7 +235,13 @@ async fn invalid_utf8_is_a_400() {
         .await;
     let (status, body) = json_of(resp).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().starts_with("The body is not valid JSON"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The body is not valid JSON"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
