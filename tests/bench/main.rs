@@ -5,8 +5,11 @@
 //! A benchmark, not a test: it asserts nothing and prints figures; the targets are printed next
 //! to them for the reader to compare.
 
+#[path = "../common/server.rs"]
+mod server;
+
 use std::{
-    process::{Child, Command, Stdio},
+    process::Stdio,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -16,75 +19,12 @@ use std::{
 
 use futures_util::StreamExt;
 use serde_json::json;
+use server::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FAKE_CODEX: &str = env!("CARGO_BIN_EXE_fake-codex");
-const PROXY: &str = env!("CARGO_BIN_EXE_codex-openai-proxy");
 const CONCURRENCY: &[usize] = &[1, 16, 64];
 const OPEN_STREAMS: usize = 256;
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(extra: &[(&str, &str)]) -> Server {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new(PROXY)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOST", "127.0.0.1")
-            .env("PORT", "0")
-            .env("LOG_LEVEL", "warn,codex_openai_proxy=info")
-            .env("CODEX_PATH", FAKE_CODEX)
-            .envs(extra.iter().copied())
-            .current_dir(std::env::temp_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the proxy starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    );
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the proxy announces its address");
-        Server {
-            child,
-            base: format!("http://{addr}"),
-        }
-    }
-
-    /// Resident memory of the proxy process, in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[derive(Default)]
 struct Run {
@@ -238,7 +178,11 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() {
     let total_for = |c: usize| if c == 1 { 150 } else { 600 };
-    let server = Server::start(&[("MAX_CONCURRENCY", "300"), ("QUEUE_TIMEOUT_SECS", "60")]);
+    let server = Server::start(&[
+        ("MAX_CONCURRENCY", "300"),
+        ("QUEUE_TIMEOUT_SECS", "60"),
+        ("LOG_LEVEL", "warn,codex_openai_proxy=info"),
+    ]);
     let url = format!("{}/v1/chat/completions", server.base);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
