@@ -4,8 +4,11 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 SNAPSHOT_REFS := target/snapshot-refs.txt
+# The real codex CLI for the end-to-end suite, pinned, installed into an ignored folder.
+CODEX_VERSION := 0.169.0
+CODEX_DIR := .tools/codex-$(CODEX_VERSION)
 
-.PHONY: help run demo build test test-rust test-python check-snapshots bench lint fmt clean
+.PHONY: help run demo build test test-rust test-real-codex test-python check-snapshots bench lint fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -20,11 +23,19 @@ demo: ## Serve on fake-codex: no codex install or account needed
 build: ## Build the server and fake-codex (debug)
 	$(CARGO) build --locked --bins
 
-test: test-rust check-snapshots test-python ## Run every test: Rust suite, snapshot check, SDK conformance, spec fuzzing
+test: test-rust check-snapshots test-real-codex test-python ## Run every test: Rust suite, snapshots, real codex, SDK conformance, spec fuzzing
 
 test-rust: ## Unit and integration tests; snapshots must match (never rewritten here)
 	@mkdir -p target && rm -f $(SNAPSHOT_REFS)
 	INSTA_UPDATE=no INSTA_SNAPSHOT_REFERENCES_FILE=$(CURDIR)/$(SNAPSHOT_REFS) $(CARGO) test --locked
+
+$(CODEX_DIR)/.installed:
+	npm install --no-audit --no-fund --prefix $(CODEX_DIR) @openai/codex@$(CODEX_VERSION)
+	touch $@
+
+test-real-codex: $(CODEX_DIR)/.installed ## The proxy on the real codex CLI $(CODEX_VERSION), offline against a mock model
+	REAL_CODEX=$$(find $(CURDIR)/$(CODEX_DIR)/node_modules/@openai -path '*/bin/codex' -type f | head -n 1) \
+	  $(CARGO) test --locked --test real_codex
 
 check-snapshots: ## Fail on snapshot files no test referenced in the last test-rust run
 	@test -s $(SNAPSHOT_REFS) || { echo "no snapshot references recorded: run make test-rust first"; exit 1; }

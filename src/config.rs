@@ -48,6 +48,10 @@ struct RawConfig {
     #[serde(default, deserialize_with = "non_empty")]
     codex_sandbox: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
+    codex_config: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    codex_home: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
     log_level: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     keepalive_secs: Option<String>,
@@ -81,6 +85,10 @@ pub struct Config {
     /// Extra model ids listed by `/v1/models`; each is passed to codex as `-m <id>`.
     pub codex_models: Vec<String>,
     pub codex_sandbox: Sandbox,
+    /// Extra `-c key=value` overrides for every codex run (`CODEX_CONFIG`, `;`-separated).
+    pub codex_config: Vec<String>,
+    /// The codex home (login, config) codex runs with; unset means codex's own default.
+    pub codex_home: Option<PathBuf>,
     /// A tracing filter directive (`info`, `debug`, `codex_openai_proxy=trace,info`, ...).
     pub log_level: String,
     /// How often an SSE comment is sent while codex is silent.
@@ -165,6 +173,44 @@ fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> 
         .filter(|item| !item.is_empty())
         .map(str::to_owned)
         .collect())
+}
+
+/// Splits `CODEX_CONFIG` into `key=value` overrides at `;` or newlines that are not inside a
+/// quoted string, table or array, so inline TOML tables keep their commas and semicolons.
+fn config_overrides(value: &str) -> Result<Vec<String>, ConfigError> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    let (mut depth, mut quote) = (0i32, None::<char>);
+    for c in value.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '{' | '[') => depth += 1,
+            (None, '}' | ']') => depth -= 1,
+            (None, ';' | '\n') if depth == 0 => {
+                pieces.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    pieces.push(current);
+    let pieces: Vec<String> = pieces
+        .into_iter()
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if let Some(bad) = pieces
+        .iter()
+        .find(|p| !p.contains('=') || p.starts_with('='))
+    {
+        return Err(ConfigError(format!(
+            "CODEX_CONFIG must be key=value overrides separated by ';', such as model_reasoning_summary=\"detailed\"; got {bad:?}"
+        )));
+    }
+    Ok(pieces)
 }
 
 impl Config {
@@ -277,6 +323,11 @@ impl Config {
             codex_model: raw.codex_model,
             codex_models: raw.codex_models,
             codex_sandbox,
+            codex_config: match raw.codex_config.as_deref() {
+                None => Vec::new(),
+                Some(value) => config_overrides(value)?,
+            },
+            codex_home: raw.codex_home.map(PathBuf::from),
             log_level,
             keepalive: Duration::from_secs(keepalive_secs),
             limits,
@@ -349,6 +400,23 @@ mod tests {
     }
 
     #[test]
+    fn codex_config_splits_outside_quotes_and_tables() {
+        let config = Config::from_vars(vars(&[(
+            "CODEX_CONFIG",
+            "model_provider=\"mock\"; model_providers.mock={name=\"m;x\", base_url=\"http://h/v1\"}\nmodel_reasoning_summary=detailed",
+        )]))
+        .unwrap();
+        assert_eq!(
+            config.codex_config,
+            [
+                "model_provider=\"mock\"",
+                "model_providers.mock={name=\"m;x\", base_url=\"http://h/v1\"}",
+                "model_reasoning_summary=detailed"
+            ]
+        );
+    }
+
+    #[test]
     fn each_bad_value_names_its_variable() {
         for (name, value) in [
             ("PORT", "eighty"),
@@ -364,6 +432,7 @@ mod tests {
             ("SHUTDOWN_GRACE_SECS", "1.5"),
             ("MAX_BODY_BYTES", "10"),
             ("MAX_PROMPT_TOKENS", "lots"),
+            ("CODEX_CONFIG", "no_equals_sign"),
         ] {
             let err = Config::from_vars(vars(&[(name, value)]))
                 .unwrap_err()

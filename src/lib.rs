@@ -46,10 +46,7 @@ fn app_watching(
     config: Config,
     connections: Arc<ConnectionRegistry>,
 ) -> impl Endpoint<Output = Response> {
-    let backend = Arc::new(ExecBackend::new(
-        config.codex_path.clone(),
-        config.codex_sandbox,
-    ));
+    let backend = Arc::new(ExecBackend::new(&config));
     app_with_backend(config, backend, connections)
 }
 

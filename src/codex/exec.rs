@@ -21,7 +21,10 @@ use super::{
     process::ProcessGroupGuard,
     Backend, CodexStatus, ExitReport, RunEvent, RunStream, ThreadEvent, Turn,
 };
-use crate::{config::Sandbox, error::ProxyError};
+use crate::{
+    config::{Config, Sandbox},
+    error::ProxyError,
+};
 
 /// Longest stdout or stderr line kept. A longer line is logged and skipped: one runaway line
 /// must not grow the proxy's memory without bound.
@@ -62,13 +65,19 @@ const PASSED_ENV: &[&str] = &[
 pub struct ExecBackend {
     codex_path: PathBuf,
     sandbox: Sandbox,
+    /// `-c` overrides for every run.
+    overrides: Vec<String>,
+    /// `CODEX_HOME` for the child, when the server sets one.
+    codex_home: Option<PathBuf>,
 }
 
 impl ExecBackend {
-    pub fn new(codex_path: PathBuf, sandbox: Sandbox) -> Self {
+    pub fn new(config: &Config) -> Self {
         ExecBackend {
-            codex_path,
-            sandbox,
+            codex_path: config.codex_path.clone(),
+            sandbox: config.codex_sandbox,
+            overrides: config.codex_config.clone(),
+            codex_home: config.codex_home.clone(),
         }
     }
 
@@ -86,6 +95,10 @@ impl ExecBackend {
         .into_iter()
         .map(OsString::from)
         .collect();
+        for raw in &self.overrides {
+            args.push("-c".into());
+            args.push(raw.into());
+        }
         if let Some(model) = &turn.model {
             args.push("-m".into());
             args.push(model.into());
@@ -111,10 +124,20 @@ impl ExecBackend {
     }
 }
 
-fn explicit_env() -> impl Iterator<Item = (OsString, OsString)> {
-    PASSED_ENV
-        .iter()
-        .filter_map(|name| std::env::var_os(name).map(|value| (OsString::from(name), value)))
+impl ExecBackend {
+    /// The variables codex runs with: the allowed ones from the server's environment, and the
+    /// configured `CODEX_HOME` over the inherited one.
+    fn explicit_env(&self) -> Vec<(OsString, OsString)> {
+        let mut env: Vec<(OsString, OsString)> = PASSED_ENV
+            .iter()
+            .filter_map(|name| std::env::var_os(name).map(|value| (OsString::from(name), value)))
+            .filter(|(name, _)| self.codex_home.is_none() || name != "CODEX_HOME")
+            .collect();
+        if let Some(home) = &self.codex_home {
+            env.push(("CODEX_HOME".into(), home.into()));
+        }
+        env
+    }
 }
 
 impl Backend for ExecBackend {
@@ -136,7 +159,7 @@ impl Backend for ExecBackend {
             .args(self.args(&turn, workdir.path()))
             .current_dir(workdir.path())
             .env_clear()
-            .envs(explicit_env())
+            .envs(self.explicit_env())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -224,7 +247,7 @@ impl Backend for ExecBackend {
             let output = Command::new(&program)
                 .arg("--version")
                 .env_clear()
-                .envs(explicit_env())
+                .envs(self.explicit_env())
                 .stdin(Stdio::null())
                 .kill_on_drop(true)
                 .output();

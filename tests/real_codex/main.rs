@@ -1,0 +1,260 @@
+//! The proxy with the real codex CLI (the pinned @openai/codex the Makefile installs), fully
+//! offline against an in-process mock of the Responses API. `make test` runs it; it needs
+//! `REAL_CODEX`, the path of the native codex binary.
+
+mod mock_model;
+
+use std::time::Duration;
+
+use codex_openai_proxy::config::Config;
+use mock_model::{MockModel, REASONING, TEXT};
+use poem::{endpoint::BoxEndpoint, test::TestClient, EndpointExt, Response};
+use serde_json::{json, Value};
+
+fn real_codex() -> String {
+    std::env::var("REAL_CODEX").expect(
+        "REAL_CODEX must name the real codex binary; `make test-real-codex` installs the pinned CLI and sets it",
+    )
+}
+
+/// The proxy on the real codex, pointed at `mock`, with a codex home of its own.
+struct Setup {
+    client: TestClient<BoxEndpoint<'static, Response>>,
+    mock: MockModel,
+    codex_home: tempfile::TempDir,
+}
+
+async fn setup(extra: &[(&str, &str)]) -> Setup {
+    let mock = MockModel::start().await;
+    let codex_home = tempfile::tempdir().unwrap();
+    let mut vars = vec![
+        ("CODEX_PATH".to_owned(), real_codex()),
+        ("CODEX_CONFIG".to_owned(), mock.codex_config()),
+        (
+            "CODEX_HOME".to_owned(),
+            codex_home.path().display().to_string(),
+        ),
+        ("CODEX_MODEL".to_owned(), "gpt-5.5".to_owned()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = Config::from_vars(vars).unwrap();
+    let app = codex_openai_proxy::app(config).boxed();
+    Setup {
+        client: TestClient::new(app),
+        mock,
+        codex_home,
+    }
+}
+
+fn chat(prompt: &str, stream: bool) -> Value {
+    json!({
+        "model": "codex-local",
+        "messages": [{"role": "user", "content": prompt}],
+        "stream": stream,
+        "stream_options": {"include_usage": true}
+    })
+}
+
+async fn post(setup: &Setup, body: &Value) -> (u16, String) {
+    let resp = setup
+        .client
+        .post("/v1/chat/completions")
+        .body_json(body)
+        .send()
+        .await;
+    let status = resp.0.status().as_u16();
+    (status, resp.0.into_body().into_string().await.unwrap())
+}
+
+async fn post_json(setup: &Setup, body: &Value) -> (u16, Value) {
+    let (status, text) = post(setup, body).await;
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+    )
+}
+
+fn expected_usage() -> Value {
+    json!({
+        "prompt_tokens": 120, "completion_tokens": 19, "total_tokens": 139,
+        "prompt_tokens_details": {"cached_tokens": 40},
+        "completion_tokens_details": {"reasoning_tokens": 7}
+    })
+}
+
+#[tokio::test]
+async fn a_plain_answer_with_the_mocks_usage() {
+    let setup = setup(&[]).await;
+    let (status, body) = post_json(&setup, &chat("say hi", false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], TEXT);
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    assert_eq!(body["usage"], expected_usage());
+    let requests = setup.mock.requests.0.lock().unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0]["model"], "gpt-5.5",
+        "CODEX_MODEL reaches the provider"
+    );
+}
+
+#[tokio::test]
+async fn a_streamed_answer_with_reasoning_and_usage() {
+    let setup = setup(&[]).await;
+    let (status, text) = post(&setup, &chat("think [[reasoning]]", true)).await;
+    assert_eq!(status, 200);
+    let events: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let field = |name: &str| -> String {
+        events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"][name].as_str())
+            .collect()
+    };
+    assert_eq!(field("reasoning_content"), REASONING);
+    assert_eq!(field("content"), "Reasoned answer from the mock model.");
+    assert_eq!(events.last().unwrap()["usage"], expected_usage());
+    assert!(text.ends_with("data: [DONE]\n\n"));
+}
+
+#[tokio::test]
+async fn every_provider_failure_maps_to_its_openai_error() {
+    let setup = setup(&[]).await;
+    for (marker, status, code) in [
+        ("http401", 502, "codex_unauthenticated"),
+        ("http429", 429, "rate_limit_exceeded"),
+        ("http500", 502, "codex_error"),
+        ("context", 400, "context_length_exceeded"),
+        ("quota", 429, "insufficient_quota"),
+        ("cut", 502, "codex_error"),
+    ] {
+        let (got, body) = post_json(&setup, &chat(&format!("fail [[{marker}]]"), false)).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{marker}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_tool_call_round_trip() {
+    let setup = setup(&[]).await;
+    let tool = json!({"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}});
+    let first = json!({"model": "codex-local", "tools": [tool], "messages": [{"role": "user", "content": "Weather in Paris? [[tool_flow]]"}]});
+    let (status, reply) = post_json(&setup, &first).await;
+    assert_eq!(status, 200, "{reply}");
+    let message = &reply["choices"][0]["message"];
+    assert_eq!(reply["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        message["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Paris\"}"
+    );
+    let second = json!({"model": "codex-local", "tools": [tool], "messages": [
+        {"role": "user", "content": "Weather in Paris? [[tool_flow]]"},
+        message,
+        {"role": "tool", "tool_call_id": message["tool_calls"][0]["id"], "content": "18 C"}
+    ]});
+    let (status, reply) = post_json(&setup, &second).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        "The tool says: 18 C"
+    );
+}
+
+#[tokio::test]
+async fn four_concurrent_requests() {
+    let setup = std::sync::Arc::new(setup(&[]).await);
+    let replies = futures_util::future::join_all((0..4).map(|i| {
+        let setup = setup.clone();
+        async move { post_json(&setup, &chat(&format!("hi {i}"), false)).await }
+    }))
+    .await;
+    for (status, body) in replies {
+        assert_eq!(
+            (status, body["choices"][0]["message"]["content"].as_str()),
+            (200, Some(TEXT))
+        );
+    }
+    assert_eq!(setup.mock.requests.0.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_200_kib_prompt_reaches_the_model_whole() {
+    let setup = setup(&[]).await;
+    let prompt = format!("{} [[echo]]", "-x ".repeat(70_000));
+    let (status, body) = post_json(&setup, &chat(&prompt, false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        format!("ECHO: {}", prompt.len())
+    );
+    let requests = setup.mock.requests.0.lock().unwrap();
+    assert_eq!(mock_model::last_user_text(&requests[0]), prompt);
+}
+
+/// Pids of running processes whose environment names `codex_home`: the codex runs of a setup.
+fn codex_processes(codex_home: &std::path::Path) -> Vec<u32> {
+    let needle = format!("CODEX_HOME={}", codex_home.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z');
+            !zombie
+                && environ
+                    .split(|b| *b == 0)
+                    .any(|var| var == needle.as_bytes())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_streaming_client_that_leaves_leaves_no_codex_behind() {
+    let setup = setup(&[]).await;
+    let resp = setup
+        .client
+        .post("/v1/chat/completions")
+        .body_json(&chat("wait [[hang]]", true))
+        .send()
+        .await;
+    resp.assert_status_is_ok();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while setup.mock.requests.0.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "codex never reached the mock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !codex_processes(setup.codex_home.path()).is_empty(),
+        "codex is running"
+    );
+    drop(resp);
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        let left = codex_processes(setup.codex_home.path());
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "codex outlived its client: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
