@@ -220,6 +220,10 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
             ],
             End::Failed("stream disconnected before completion: stream closed before response.completed".into()),
         ),
+        "cut" => (
+            vec![message("Partial answer.")],
+            End::Failed("stream disconnected before completion: stream closed before response.completed".into()),
+        ),
         "crash" => (
             vec![],
             End::Crash {

@@ -2,6 +2,7 @@
 //! offline against an in-process mock of the Responses API. `make test` runs it; it needs
 //! `REAL_CODEX`, the path of the native codex binary.
 
+mod fidelity;
 mod mock_model;
 
 use std::time::Duration;
@@ -11,7 +12,7 @@ use mock_model::{MockModel, REASONING, TEXT};
 use poem::{endpoint::BoxEndpoint, test::TestClient, EndpointExt, Response};
 use serde_json::{json, Value};
 
-fn real_codex() -> String {
+pub(crate) fn real_codex() -> String {
     std::env::var("REAL_CODEX").expect(
         "REAL_CODEX must name the real codex binary; `make test-real-codex` installs the pinned CLI and sets it",
     )
