@@ -259,3 +259,36 @@ async fn a_streaming_client_that_leaves_leaves_no_codex_behind() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_turn_where_codex_runs_a_command_still_answers() {
+    let setup = setup(&[]).await;
+    let (status, body) = post_json(&setup, &chat("run it [[shell]]", false)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "The command printed mock-shell-output."
+    );
+    let requests = setup.mock.requests.0.lock().unwrap();
+    assert_eq!(
+        requests.len(),
+        2,
+        "codex sent the command's result back to the model"
+    );
+}
+
+#[tokio::test]
+async fn no_usage_from_the_model_is_estimated() {
+    let setup = setup(&[]).await;
+    let (status, body) = post_json(&setup, &chat("say hi [[no_usage]]", false)).await;
+    assert_eq!(status, 200, "{body}");
+    let usage = &body["usage"];
+    assert_eq!(
+        usage["completion_tokens"],
+        codex_openai_proxy::usage::count_tokens(TEXT)
+    );
+    assert_eq!(
+        usage["prompt_tokens"],
+        codex_openai_proxy::usage::count_tokens("say hi [[no_usage]]")
+    );
+}

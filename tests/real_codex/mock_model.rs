@@ -192,6 +192,30 @@ async fn responses(Json(request): Json<Value>, Data(recorded): Data<&Recorded>) 
             sse(&events)
         }
         "echo" => sse(&answer(&format!("ECHO: {}", prompt.len()))),
+        "no_usage" => sse(&[
+            created(),
+            message(TEXT),
+            json!({"type": "response.completed", "response": {"id": "resp_1"}}),
+        ]),
+        "shell" => {
+            let answered = request["input"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|item| item["type"] == "function_call_output");
+            if answered {
+                sse(&answer("The command printed mock-shell-output."))
+            } else {
+                sse(&[
+                    created(),
+                    json!({"type": "response.output_item.done", "output_index": 0, "item": {
+                        "type": "function_call", "id": "fc_1", "call_id": "call_shell_1", "name": "exec_command",
+                        "arguments": "{\"cmd\":\"echo mock-shell-output\"}"
+                    }}),
+                    completed(),
+                ])
+            }
+        }
         "tool_flow" => sse(&answer(&tool_answer(&prompt))),
         "http401" => http_error(
             StatusCode::UNAUTHORIZED,
