@@ -8,6 +8,7 @@ pub mod codex;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod ids;
 pub mod prompt;
 pub mod tools;
 pub mod translate;

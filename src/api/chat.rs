@@ -7,7 +7,6 @@ use std::sync::Arc;
 use futures_util::{future::BoxFuture, FutureExt, Stream, StreamExt};
 use poem::web::RemoteAddr;
 use poem_openapi::{payload::Json, ApiResponse, OpenApi, ResponseContent};
-use rand::{distr::Alphanumeric, Rng};
 use tokio::{sync::OwnedSemaphorePermit, time::Instant};
 
 use super::{
@@ -293,12 +292,7 @@ async fn fold(
 }
 
 fn completion_id() -> String {
-    let suffix: String = rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect();
-    format!("chatcmpl-{suffix}")
+    crate::ids::random_id("chatcmpl-")
 }
 
 pub(crate) fn unix_now() -> i64 {

@@ -12,13 +12,7 @@ use crate::{api::request::Tool, error::ProxyError};
 
 /// A new tool call id: `call_` and 24 random alphanumerics, like OpenAI's.
 pub fn call_id() -> String {
-    use rand::{distr::Alphanumeric, Rng};
-    let suffix: String = rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect();
-    format!("call_{suffix}")
+    crate::ids::random_id("call_")
 }
 
 /// One tool the client offered.
