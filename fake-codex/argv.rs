@@ -210,3 +210,40 @@ impl Cli {
             .unwrap_or_else(|| "https://api.openai.com/v1".into())
     }
 }
+
+/// The tools codex 0.169.0 offers gpt-5.5, in its order, as recorded by a mock model.
+const CODEX_TOOLS: &[&str] = &[
+    "exec_command",
+    "write_stdin",
+    "request_user_input",
+    "apply_patch",
+    "view_image",
+    "get_goal",
+    "create_goal",
+    "update_goal",
+    "tool_search",
+    "web_search",
+];
+
+impl Cli {
+    /// Whether a `-c` switch turned `tool` off, as the real CLI's switches do.
+    pub fn tool_enabled(&self, tool: &str) -> bool {
+        let off = |key: &str, value: &str| self.config_value(key).is_some_and(|v| v == value);
+        match tool {
+            "exec_command" | "write_stdin" => !off("features.shell_tool", "false"),
+            "get_goal" | "create_goal" | "update_goal" => !off("features.goals", "false"),
+            "view_image" => !off("features.view_image", "false"),
+            "tool_search" => !off("features.multi_agent", "false"),
+            "web_search" => !off("web_search", "disabled"),
+            _ => true,
+        }
+    }
+
+    pub fn offered_tools(&self) -> Vec<&'static str> {
+        CODEX_TOOLS
+            .iter()
+            .copied()
+            .filter(|tool| self.tool_enabled(tool))
+            .collect()
+    }
+}

@@ -18,7 +18,8 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("minimal", "one answer with no cached tokens"),
     ("reasoning", "a reasoning summary, then the answer"),
     ("multi", "two agent messages in one turn"),
-    ("shell", "a command_execution item, then the answer"),
+    ("shell", "a command_execution item, then the answer (with the shell tool off: an answer saying so)"),
+    ("tools", "answers `TOOLS: <names>`: the tools codex 0.169.0 offers the model under the given -c switches"),
     ("echo", "answers `ECHO: <prompt>`"),
     (
         "echo_json",
@@ -173,6 +174,14 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
             End::Completed(usage(120, 40, 19, 7)),
         ),
         "multi" => (vec![message("First message."), message("Second message.")], End::Completed(usage(120, 40, 14, 0))),
+        "shell" if !cli.tool_enabled("exec_command") => (
+            vec![message("I cannot run commands here.")],
+            End::Completed(usage(120, 40, 8, 0)),
+        ),
+        "tools" => (
+            vec![message(&format!("TOOLS: {}", cli.offered_tools().join(",")))],
+            End::Completed(TEXT_USAGE),
+        ),
         "shell" => (
             vec![
                 Step::Item(ItemDetails::CommandExecution {

@@ -12,6 +12,18 @@ use tracing_subscriber::EnvFilter;
 /// (or `CODEX_MODEL` when set).
 pub const DEFAULT_MODEL_ID: &str = "codex-local";
 
+/// Whether codex may use its own tools (shell, web search, ...) when it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolsMode {
+    /// The default: codex answers as a chat model. Its shell, web search, image viewer, goal and
+    /// sub-agent tools are switched off and it runs in the read-only sandbox, so a client cannot
+    /// make it read files on the server (its own login included).
+    Chat,
+    /// codex keeps its tools, in `CODEX_SANDBOX`. Whoever can call the API can then read what the
+    /// codex process can read.
+    Agent,
+}
+
 /// codex's `-s/--sandbox` modes. Anything else is refused at start-up, not passed to codex.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -50,6 +62,10 @@ struct RawConfig {
     #[serde(default, deserialize_with = "non_empty")]
     codex_config: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
+    codex_tools: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    codex_workdir: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
     codex_home: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     log_level: Option<String>,
@@ -85,6 +101,10 @@ pub struct Config {
     /// Extra model ids listed by `/v1/models`; each is passed to codex as `-m <id>`.
     pub codex_models: Vec<String>,
     pub codex_sandbox: Sandbox,
+    /// `CODEX_TOOLS`: `chat` (default) or `agent`.
+    pub codex_tools: ToolsMode,
+    /// The directory codex works in (`-C`); unset, each request gets a fresh empty one.
+    pub codex_workdir: Option<PathBuf>,
     /// Extra `-c key=value` overrides for every codex run (`CODEX_CONFIG`, `;`-separated).
     pub codex_config: Vec<String>,
     /// The codex home (login, config) codex runs with; unset means codex's own default.
@@ -323,6 +343,22 @@ impl Config {
             codex_model: raw.codex_model,
             codex_models: raw.codex_models,
             codex_sandbox,
+            codex_tools: match raw.codex_tools.as_deref() {
+                None | Some("chat") => ToolsMode::Chat,
+                Some("agent") => ToolsMode::Agent,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "CODEX_TOOLS must be chat (codex answers without its own tools, the default) or agent (codex may run commands and read files), got {other:?}"
+                    )))
+                }
+            },
+            codex_workdir: match raw.codex_workdir {
+                None => None,
+                Some(dir) if std::path::Path::new(&dir).is_dir() => Some(PathBuf::from(dir)),
+                Some(dir) => {
+                    return Err(ConfigError(format!("CODEX_WORKDIR must be an existing directory, got {dir:?}")))
+                }
+            },
             codex_config: match raw.codex_config.as_deref() {
                 None => Vec::new(),
                 Some(value) => config_overrides(value)?,
@@ -371,6 +407,7 @@ mod tests {
         assert_eq!(config.codex_path, PathBuf::from("codex"));
         assert_eq!(config.codex_model, None);
         assert_eq!(config.codex_sandbox, Sandbox::ReadOnly);
+        assert_eq!(config.codex_tools, ToolsMode::Chat);
         assert_eq!(config.log_level, "info");
         assert_eq!(config.keepalive, Duration::from_secs(15));
         assert_eq!(config.limits, Limits::default());
@@ -433,6 +470,8 @@ mod tests {
             ("MAX_BODY_BYTES", "10"),
             ("MAX_PROMPT_TOKENS", "lots"),
             ("CODEX_CONFIG", "no_equals_sign"),
+            ("CODEX_TOOLS", "all"),
+            ("CODEX_WORKDIR", "/nonexistent/dir"),
         ] {
             let err = Config::from_vars(vars(&[(name, value)]))
                 .unwrap_err()

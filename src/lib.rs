@@ -75,15 +75,14 @@ pub async fn serve(config: Config) -> std::io::Result<()> {
             .await?,
         connections.clone(),
     );
+    // Before the address line: whoever waits for that line has seen the warnings too.
+    warn_about_exposure(&config);
     if let Some(addr) = acceptor
         .local_addr()
         .first()
         .and_then(|a| a.as_socket_addr().copied())
     {
         tracing::info!("listening on http://{addr} (docs at http://{addr}/docs)");
-    }
-    if config.api_keys.is_empty() {
-        tracing::warn!("API_KEYS is empty: the API is open to anyone who can reach this port");
     }
     let grace = config.limits.shutdown_grace;
     let app = app_watching(config, connections);
@@ -94,6 +93,32 @@ pub async fn serve(config: Config) -> std::io::Result<()> {
     // with it every response stream, and each stream kills its codex process group.
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Says, at start-up, what an open or agent-mode server exposes.
+fn warn_about_exposure(config: &Config) {
+    use crate::config::{Sandbox, ToolsMode};
+    let open_beyond_loopback = config.api_keys.is_empty() && !config.host.is_loopback();
+    match (config.codex_tools, open_beyond_loopback) {
+        (ToolsMode::Agent, true) => tracing::error!(
+            host = %config.host,
+            "DANGER: API_KEYS is empty, the server listens beyond loopback, and CODEX_TOOLS=agent: anyone who can reach this port can run commands and read files as this user, codex's own login included. Set API_KEYS or HOST=127.0.0.1."
+        ),
+        (ToolsMode::Chat, true) => tracing::warn!(
+            host = %config.host,
+            "API_KEYS is empty and the server listens beyond loopback: anyone who can reach this port can use this codex account. Set API_KEYS, or HOST=127.0.0.1."
+        ),
+        (ToolsMode::Agent, false) => tracing::warn!(
+            "CODEX_TOOLS=agent: codex may run commands and read files; whoever holds an API key can read what this process can read, codex's login included"
+        ),
+        (ToolsMode::Chat, false) => {}
+    }
+    if config.codex_tools == ToolsMode::Chat && config.codex_sandbox != Sandbox::ReadOnly {
+        tracing::warn!(
+            sandbox = config.codex_sandbox.as_arg(),
+            "CODEX_SANDBOX applies with CODEX_TOOLS=agent only; chat mode always runs codex read-only"
+        );
+    }
 }
 
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {

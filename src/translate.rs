@@ -123,7 +123,8 @@ impl Translator {
                 ItemDetails::CommandExecution {
                     command, exit_code, ..
                 } => {
-                    tracing::info!(%command, ?exit_code, "codex ran a command");
+                    // The command can carry the user's words: debug only.
+                    tracing::debug!(%command, ?exit_code, "codex ran a command");
                     Vec::new()
                 }
                 ItemDetails::Reasoning { .. } | ItemDetails::Other => Vec::new(),

@@ -22,7 +22,7 @@ use super::{
     Backend, CodexStatus, ExitReport, RunEvent, RunStream, ThreadEvent, Turn,
 };
 use crate::{
-    config::{Config, Sandbox},
+    config::{Config, Sandbox, ToolsMode},
     error::ProxyError,
 };
 
@@ -31,6 +31,19 @@ use crate::{
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 /// How much of codex's stderr is kept for error messages.
 const STDERR_TAIL_BYTES: usize = 4 * 1024;
+
+/// What turns codex's own tools off in chat mode, as measured with codex 0.169.0 against a mock
+/// model that records the tools it is offered: these remove `exec_command` and `write_stdin`,
+/// `web_search`, the goal tools, `view_image`, and `tool_search`. What remains, `apply_patch` and
+/// `request_user_input`, cannot reach anything: patches are refused by the read-only sandbox and
+/// there is no user to ask in `codex exec`.
+pub const CHAT_MODE_OVERRIDES: &[&str] = &[
+    "features.shell_tool=false",
+    "web_search=\"disabled\"",
+    "features.goals=false",
+    "features.view_image=false",
+    "features.multi_agent=false",
+];
 
 /// Variables codex may see. Everything else, the proxy's `API_KEYS` above all, is withheld.
 const PASSED_ENV: &[&str] = &[
@@ -65,6 +78,9 @@ const PASSED_ENV: &[&str] = &[
 pub struct ExecBackend {
     codex_path: PathBuf,
     sandbox: Sandbox,
+    tools: ToolsMode,
+    /// A fixed working directory; `None` gives each run a fresh empty one.
+    workdir: Option<PathBuf>,
     /// `-c` overrides for every run.
     overrides: Vec<String>,
     /// `CODEX_HOME` for the child, when the server sets one.
@@ -76,6 +92,8 @@ impl ExecBackend {
         ExecBackend {
             codex_path: config.codex_path.clone(),
             sandbox: config.codex_sandbox,
+            tools: config.codex_tools,
+            workdir: config.codex_workdir.clone(),
             overrides: config.codex_config.clone(),
             codex_home: config.codex_home.clone(),
         }
@@ -84,18 +102,33 @@ impl ExecBackend {
     /// The argv after the program name. The prompt is never an argument: `-` makes codex read
     /// it from stdin, which has no size limit, stays out of `ps`, and cannot be taken for a flag.
     pub fn args(&self, turn: &Turn, workdir: &Path) -> Vec<OsString> {
+        let sandbox = match self.tools {
+            ToolsMode::Chat => Sandbox::ReadOnly,
+            ToolsMode::Agent => self.sandbox,
+        };
         let mut args: Vec<OsString> = [
             "exec",
             "--json",
             "--skip-git-repo-check",
             "--ephemeral",
             "-s",
-            self.sandbox.as_arg(),
+            sandbox.as_arg(),
         ]
         .into_iter()
         .map(OsString::from)
         .collect();
-        for raw in &self.overrides {
+        // The chat switches come after CODEX_CONFIG so that only CODEX_TOOLS=agent turns the
+        // tools back on.
+        let chat_switches = match self.tools {
+            ToolsMode::Chat => CHAT_MODE_OVERRIDES,
+            ToolsMode::Agent => &[],
+        };
+        for raw in self
+            .overrides
+            .iter()
+            .map(String::as_str)
+            .chain(chat_switches.iter().copied())
+        {
             args.push("-c".into());
             args.push(raw.into());
         }
@@ -143,14 +176,19 @@ impl ExecBackend {
 impl Backend for ExecBackend {
     fn run(&self, turn: Turn) -> Result<RunStream, ProxyError> {
         let program = self.resolved_path()?;
-        let workdir = tempfile::Builder::new()
-            .prefix("codex-turn-")
-            .tempdir()
-            .map_err(|err| {
-                ProxyError::CodexUnavailable(format!(
-                    "could not create a working directory for codex: {err}"
-                ))
-            })?;
+        let workdir = match &self.workdir {
+            Some(dir) => WorkDir::Fixed(dir.clone()),
+            None => WorkDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("codex-turn-")
+                    .tempdir()
+                    .map_err(|err| {
+                        ProxyError::CodexUnavailable(format!(
+                            "could not create a working directory for codex: {err}"
+                        ))
+                    })?,
+            ),
+        };
         // No pre_exec hook (such as a parent-death signal): it forces a full fork() instead of
         // posix_spawn, which measured 40% fewer requests per second at 16 concurrent. The
         // process group and the stream's guard already end codex on every path but a SIGKILL
@@ -207,7 +245,10 @@ impl Backend for ExecBackend {
                         match ThreadEvent::parse(line) {
                             Ok(ThreadEvent::Unknown) => tracing::debug!(line, "skipping an unknown codex event"),
                             Ok(event) => yield RunEvent::Event(event),
-                            Err(err) => tracing::warn!(%err, line = %excerpt(line), "skipping a line of codex output that is not an event"),
+                            Err(err) => {
+                                tracing::warn!(%err, "skipping a line of codex output that is not an event");
+                                tracing::debug!(line = %excerpt(line), "the skipped line");
+                            }
                         }
                     }
                     Ok(Some(Line::TooLong)) => {
@@ -308,6 +349,21 @@ async fn stderr_tail(stderr: impl AsyncRead + Unpin) -> String {
         }
     }
     Vec::from(tail).join("\n")
+}
+
+/// Where codex works: `CODEX_WORKDIR`, or a fresh empty directory removed when the run ends.
+enum WorkDir {
+    Fixed(PathBuf),
+    Temp(tempfile::TempDir),
+}
+
+impl WorkDir {
+    fn path(&self) -> &Path {
+        match self {
+            WorkDir::Fixed(dir) => dir,
+            WorkDir::Temp(temp) => temp.path(),
+        }
+    }
 }
 
 /// Shared handle used by the app state.

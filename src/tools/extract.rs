@@ -188,11 +188,19 @@ fn call(map: &Map<String, Value>, set: &ToolSet) -> Option<FoundCall> {
         Some(_) => return None,
     };
     if let Err(mismatch) = tool.check_arguments(&arguments) {
+        // The mismatch quotes the arguments, which are the user's data: details at debug only.
+        tracing::debug!(tool = name, %mismatch, "tool call arguments do not match the schema");
         if tool.strict {
-            tracing::warn!(tool = name, %mismatch, "a call of a strict tool failed its schema; left as content");
+            tracing::warn!(
+                tool = name,
+                "a call of a strict tool failed its schema; left as content"
+            );
             return None;
         }
-        tracing::warn!(tool = name, %mismatch, "tool call arguments do not match the schema");
+        tracing::warn!(
+            tool = name,
+            "tool call arguments do not match the schema; returned as called"
+        );
     }
     Some(FoundCall {
         name: name.to_owned(),

@@ -12,6 +12,9 @@ pub struct Server {
     pub child: Child,
     /// `http://127.0.0.1:<port>`
     pub base: String,
+    /// Every log line so far.
+    #[allow(dead_code)] // used by the integration tests only
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -31,9 +34,12 @@ impl Server {
             .expect("the server starts");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = log.clone();
         // Keeps draining the log after the address line, so the server never blocks on it.
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line.clone());
                 if let Some(rest) = line.split("listening on http://").nth(1) {
                     let _ = tx.send(
                         rest.split_whitespace()
@@ -50,6 +56,7 @@ impl Server {
         Server {
             child,
             base: format!("http://{addr}"),
+            log,
         }
     }
 

@@ -13,6 +13,7 @@ mod fidelity;
 mod lifecycle;
 mod limits;
 mod models_health;
+mod safety;
 mod scenarios;
 mod spec;
 mod tool_parser;

@@ -37,6 +37,7 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
         ),
         ("CODEX_MODEL".to_owned(), "gpt-5.5".to_owned()),
     ];
+    vars.retain(|(key, _)| !extra.iter().any(|(k, _)| k == key));
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_vars(vars).unwrap();
     let app = codex_openai_proxy::app(config).boxed();
@@ -261,8 +262,8 @@ async fn a_streaming_client_that_leaves_leaves_no_codex_behind() {
 }
 
 #[tokio::test]
-async fn a_turn_where_codex_runs_a_command_still_answers() {
-    let setup = setup(&[]).await;
+async fn with_its_tools_on_codex_runs_a_command_and_answers() {
+    let setup = setup(&[("CODEX_TOOLS", "agent")]).await;
     let (status, body) = post_json(&setup, &chat("run it [[shell]]", false)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
@@ -291,4 +292,85 @@ async fn no_usage_from_the_model_is_estimated() {
         usage["prompt_tokens"],
         codex_openai_proxy::usage::count_tokens("say hi [[no_usage]]")
     );
+}
+
+const PLANTED: &str = "sk-planted-secret-for-the-test";
+
+/// What codex offered the model on the mock's first request.
+fn offered_tools(setup: &Setup) -> Vec<String> {
+    let requests = setup.mock.requests.0.lock().unwrap();
+    requests[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| {
+            tool["name"]
+                .as_str()
+                .or(tool["type"].as_str())
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// What fake-codex claims codex offers under the same switches.
+async fn fake_offers(mode: &str) -> String {
+    let fast = setup(&[
+        ("CODEX_TOOLS", mode),
+        ("CODEX_PATH", env!("CARGO_BIN_EXE_fake-codex")),
+    ])
+    .await;
+    let (_, body) = post_json(&fast, &chat("[[tools]]", false)).await;
+    body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn chat_mode_offers_the_model_none_of_codexs_reaching_tools() {
+    let setup = setup(&[]).await;
+    let (status, _) = post_json(&setup, &chat("hi", false)).await;
+    assert_eq!(status, 200);
+    let tools = offered_tools(&setup);
+    assert_eq!(
+        tools,
+        ["request_user_input", "apply_patch"],
+        "recorded by the mock"
+    );
+    assert_eq!(
+        fake_offers("chat").await,
+        format!("TOOLS: {}", tools.join(",")),
+        "fake-codex agrees"
+    );
+
+    let agent = self::setup(&[("CODEX_TOOLS", "agent")]).await;
+    post_json(&agent, &chat("hi", false)).await;
+    let tools = offered_tools(&agent);
+    assert!(
+        tools.iter().any(|t| t == "exec_command") && tools.iter().any(|t| t == "web_search"),
+        "{tools:?}"
+    );
+    assert_eq!(
+        fake_offers("agent").await,
+        format!("TOOLS: {}", tools.join(",")),
+        "fake-codex agrees"
+    );
+}
+
+#[tokio::test]
+async fn only_agent_mode_lets_a_prompt_read_codexs_login() {
+    for (mode, leaks) in [("chat", false), ("agent", true)] {
+        let setup = setup(&[("CODEX_TOOLS", mode)]).await;
+        std::fs::write(
+            setup.codex_home.path().join("auth.json"),
+            format!("{{\"OPENAI_API_KEY\":\"{PLANTED}\"}}"),
+        )
+        .unwrap();
+        let (status, body) = post_json(&setup, &chat("show me [[steal]]", false)).await;
+        assert_eq!(status, 200, "{mode}: {body}");
+        let answer = body["choices"][0]["message"]["content"].as_str().unwrap();
+        assert!(answer.starts_with("OUTPUT: "), "{mode}: {answer}");
+        assert_eq!(answer.contains(PLANTED), leaks, "{mode}: {answer}");
+    }
 }

@@ -197,6 +197,25 @@ async fn responses(Json(request): Json<Value>, Data(recorded): Data<&Recorded>) 
             message(TEXT),
             json!({"type": "response.completed", "response": {"id": "resp_1"}}),
         ]),
+        "steal" => {
+            let output = request["input"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|item| item["type"] == "function_call_output")
+                .map(|item| item["output"].to_string());
+            match output {
+                Some(output) => sse(&answer(&format!("OUTPUT: {output}"))),
+                None => sse(&[
+                    created(),
+                    json!({"type": "response.output_item.done", "output_index": 0, "item": {
+                        "type": "function_call", "id": "fc_1", "call_id": "call_steal_1", "name": "exec_command",
+                        "arguments": "{\"cmd\":\"cat \\\"$CODEX_HOME/auth.json\\\"\"}"
+                    }}),
+                    completed(),
+                ]),
+            }
+        }
         "shell" => {
             let answered = request["input"]
                 .as_array()

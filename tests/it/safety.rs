@@ -1,0 +1,111 @@
+//! Chat mode, the default: codex's own tools are switched off so a client cannot make it run
+//! commands or read files on the server. fake-codex honours the same switches as the real CLI
+//! (checked against it in the real-codex suite), so this covers the argument handling.
+
+use crate::{
+    server::Server,
+    support::{chat, client, json_of},
+};
+
+async fn answer(extra: &[(&str, &str)], prompt: &str) -> String {
+    let (status, body) = json_of(
+        client(extra)
+            .post("/v1/chat/completions")
+            .body_json(&chat(prompt, false))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn chat_mode_switches_codexs_tools_off() {
+    assert_eq!(
+        answer(&[], "[[tools]]").await,
+        "TOOLS: request_user_input,apply_patch"
+    );
+    assert_eq!(
+        answer(&[], "run it [[shell]]").await,
+        "I cannot run commands here."
+    );
+}
+
+#[tokio::test]
+async fn codex_config_cannot_turn_them_back_on_only_codex_tools_can() {
+    let sneaky = [(
+        "CODEX_CONFIG",
+        "features.shell_tool=true; web_search=\"live\"",
+    )];
+    assert_eq!(
+        answer(&sneaky, "[[tools]]").await,
+        "TOOLS: request_user_input,apply_patch"
+    );
+    assert_eq!(
+        answer(&[("CODEX_TOOLS", "agent")], "[[tools]]").await,
+        "TOOLS: exec_command,write_stdin,request_user_input,apply_patch,view_image,get_goal,create_goal,update_goal,tool_search,web_search"
+    );
+    assert_eq!(
+        answer(&[("CODEX_TOOLS", "agent")], "run it [[shell]]").await,
+        "The command printed mock-shell-output."
+    );
+}
+
+#[test]
+fn startup_warns_about_an_open_server_and_louder_with_agent_tools() {
+    let cases = [
+        (
+            vec![("HOST", "0.0.0.0"), ("API_KEYS", "")],
+            Some("WARN"),
+            "anyone who can reach this port can use this codex account",
+        ),
+        (
+            vec![
+                ("HOST", "0.0.0.0"),
+                ("API_KEYS", ""),
+                ("CODEX_TOOLS", "agent"),
+            ],
+            Some("ERROR"),
+            "DANGER",
+        ),
+        (
+            vec![("HOST", "0.0.0.0"), ("API_KEYS", "k")],
+            None,
+            "anyone who can reach",
+        ),
+        (vec![("API_KEYS", "")], None, "anyone who can reach"),
+    ];
+    for (env, level, needle) in cases {
+        let server = Server::start(&env);
+        let log = server.log.lock().unwrap().join("\n");
+        match level {
+            Some(level) => assert!(
+                log.lines().any(|l| l.contains(level) && l.contains(needle)),
+                "{env:?}: {log}"
+            ),
+            None => assert!(!log.contains(needle), "{env:?} should not warn: {log}"),
+        }
+        assert!(
+            !log.contains("k\"") && !log.contains("API_KEYS=k"),
+            "keys are never logged: {log}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn codex_workdir_chooses_where_codex_works_and_is_left_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let canonical = dir.path().canonicalize().unwrap();
+    let reply = answer(
+        &[("CODEX_WORKDIR", dir.path().to_str().unwrap())],
+        "[[env]]",
+    )
+    .await;
+    let cwd = reply.lines().find_map(|l| l.strip_prefix("cwd=")).unwrap();
+    assert_eq!(std::path::Path::new(cwd).canonicalize().unwrap(), canonical);
+    assert!(dir.path().is_dir(), "a configured directory is not removed");
+}
