@@ -267,6 +267,18 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
             delay = Duration::from_millis(arg.and_then(|ms| ms.parse().ok()).unwrap_or(300));
             (vec![message(TEXT_ANSWER)], End::Completed(TEXT_USAGE))
         }
+        "config" => (
+            vec![message(&format!("CONFIG: {}", cli.config_overrides.join(" | ")))],
+            End::Completed(TEXT_USAGE),
+        ),
+        "images" => {
+            let listed: Vec<String> = cli
+                .images
+                .iter()
+                .map(|path| format!("{path} {}", std::fs::metadata(path).map_or(0, |m| m.len())))
+                .collect();
+            (vec![message(&format!("IMAGES: {}", listed.join("; ")))], End::Completed(TEXT_USAGE))
+        }
         "env" => {
             let mut names: Vec<String> = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
             names.sort();

@@ -6,6 +6,8 @@
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Deserializer};
+
+pub use crate::translate::ReasoningOutput;
 use tracing_subscriber::EnvFilter;
 
 /// The model id every deployment lists; it runs codex with its own configured default model
@@ -66,6 +68,8 @@ struct RawConfig {
     #[serde(default, deserialize_with = "non_empty")]
     codex_workdir: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
+    reasoning_output: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
     codex_home: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     log_level: Option<String>,
@@ -105,6 +109,8 @@ pub struct Config {
     pub codex_tools: ToolsMode,
     /// The directory codex works in (`-C`); unset, each request gets a fresh empty one.
     pub codex_workdir: Option<PathBuf>,
+    /// Where codex's reasoning summary goes.
+    pub reasoning_output: ReasoningOutput,
     /// Extra `-c key=value` overrides for every codex run (`CODEX_CONFIG`, `;`-separated).
     pub codex_config: Vec<String>,
     /// The codex home (login, config) codex runs with; unset means codex's own default.
@@ -352,6 +358,16 @@ impl Config {
                     )))
                 }
             },
+            reasoning_output: match raw.reasoning_output.as_deref() {
+                None | Some("reasoning_content") => ReasoningOutput::ReasoningContent,
+                Some("think") => ReasoningOutput::Think,
+                Some("none") => ReasoningOutput::None,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "REASONING_OUTPUT must be reasoning_content, think or none, got {other:?}"
+                    )))
+                }
+            },
             codex_workdir: match raw.codex_workdir {
                 None => None,
                 Some(dir) if std::path::Path::new(&dir).is_dir() => Some(PathBuf::from(dir)),
@@ -471,6 +487,7 @@ mod tests {
             ("MAX_PROMPT_TOKENS", "lots"),
             ("CODEX_CONFIG", "no_equals_sign"),
             ("CODEX_TOOLS", "all"),
+            ("REASONING_OUTPUT", "inline"),
             ("CODEX_WORKDIR", "/nonexistent/dir"),
         ] {
             let err = Config::from_vars(vars(&[(name, value)]))

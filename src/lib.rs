@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod ids;
+pub mod images;
 pub mod prompt;
 pub mod tools;
 pub mod translate;

@@ -11,11 +11,29 @@ use std::{collections::HashMap, fmt::Write};
 use crate::{
     api::request::{ChatMessage, ContentPart, MessageContent, Role},
     error::ProxyError,
+    images::{self, Image},
     tools::{render, ToolSet},
 };
 
+/// The prompt text and the images it refers to as `[image N]`, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    pub images: Vec<Image>,
+}
+
 /// Renders the messages, or says which message cannot be sent to codex.
-pub fn render(messages: &[ChatMessage], tools: Option<&ToolSet>) -> Result<String, ProxyError> {
+pub fn render(messages: &[ChatMessage], tools: Option<&ToolSet>) -> Result<Rendered, ProxyError> {
+    let mut images = Vec::new();
+    let text = render_text(messages, tools, &mut images)?;
+    Ok(Rendered { text, images })
+}
+
+fn render_text(
+    messages: &[ChatMessage],
+    tools: Option<&ToolSet>,
+    images: &mut Vec<Image>,
+) -> Result<String, ProxyError> {
     if messages.is_empty() {
         return Err(ProxyError::invalid(
             "`messages` is empty: send at least one message, for example {\"role\":\"user\",\"content\":\"Hello\"}.",
@@ -25,7 +43,7 @@ pub fn render(messages: &[ChatMessage], tools: Option<&ToolSet>) -> Result<Strin
     let texts = messages
         .iter()
         .enumerate()
-        .map(|(index, message)| message_text(index, message))
+        .map(|(index, message)| message_text(index, message, images))
         .collect::<Result<Vec<_>, _>>()?;
 
     if let ([only], None) = (messages, tools) {
@@ -60,6 +78,7 @@ pub fn render(messages: &[ChatMessage], tools: Option<&ToolSet>) -> Result<Strin
             }
             Role::Assistant => {
                 let calls = message.tool_calls.as_deref().unwrap_or_default();
+                let text = &strip_reasoning(text);
                 if text.is_empty() && calls.is_empty() {
                     continue;
                 }
@@ -98,23 +117,45 @@ pub fn render(messages: &[ChatMessage], tools: Option<&ToolSet>) -> Result<Strin
     Ok(out)
 }
 
-/// The text of one message: a string, or its text parts joined by newlines.
-fn message_text(index: usize, message: &ChatMessage) -> Result<String, ProxyError> {
+/// Earlier answers without the reasoning that clients send back inside them (`<think>` blocks,
+/// OpenWebUI's `<details type="reasoning">`): codex should see what was said, not re-read its
+/// old thoughts.
+fn strip_reasoning(text: &str) -> String {
+    let mut out = text.to_owned();
+    for (open, close) in [
+        ("<think>", "</think>"),
+        ("<details type=\"reasoning\"", "</details>"),
+    ] {
+        while let Some(start) = out.find(open) {
+            let end = out[start..]
+                .find(close)
+                .map_or(out.len(), |i| start + i + close.len());
+            out.replace_range(start..end, "");
+        }
+    }
+    out.trim().to_owned()
+}
+
+/// The text of one message: a string, or its parts joined by newlines, each image decoded into
+/// `images` and marked `[image N]` where it stood.
+fn message_text(
+    index: usize,
+    message: &ChatMessage,
+    images: &mut Vec<Image>,
+) -> Result<String, ProxyError> {
     match &message.content {
         None => Ok(String::new()),
         Some(MessageContent::Text(text)) => Ok(text.clone()),
         Some(MessageContent::Parts(parts)) => {
             let mut texts = Vec::with_capacity(parts.len());
-            for part in parts {
+            for (part_index, part) in parts.iter().enumerate() {
                 match part {
-                    ContentPart::Text(part) => texts.push(part.text.as_str()),
-                    ContentPart::ImageUrl(_) => {
-                        return Err(ProxyError::InvalidRequest {
-                            message: format!(
-                                "messages[{index}] contains an image_url part; image input is not supported by this server yet. Send text parts only."
-                            ),
-                            param: Some(format!("messages[{index}].content")),
-                        })
+                    ContentPart::Text(part) => texts.push(part.text.clone()),
+                    ContentPart::ImageUrl(part) => {
+                        let param =
+                            format!("messages[{index}].content[{part_index}].image_url.url");
+                        images.push(images::decode(&part.image_url.url, &param)?);
+                        texts.push(format!("[image {}]", images.len()));
                     }
                 }
             }
@@ -141,7 +182,9 @@ mod tests {
     #[test]
     fn a_lone_user_message_is_sent_verbatim() {
         assert_eq!(
-            render(&[msg(Role::User, "-h is not a flag")], None).unwrap(),
+            render(&[msg(Role::User, "-h is not a flag")], None)
+                .unwrap()
+                .text,
             "-h is not a flag"
         );
     }
@@ -158,7 +201,8 @@ mod tests {
             ],
             None,
         )
-        .unwrap();
+        .unwrap()
+        .text;
         assert_eq!(
             prompt,
             "<instructions>\nBe brief.\n\nAnswer in French.\n</instructions>\n\n<conversation>\n<user>\nHi\n</user>\n<assistant>\nHello!\n</assistant>\n<user>\nHow are you?\n</user>\n</conversation>\n\nReply as the assistant to the conversation above."
@@ -179,7 +223,9 @@ mod tests {
         }]);
         let mut result = msg(Role::Tool, "18C");
         result.tool_call_id = Some("call_1".into());
-        let prompt = render(&[msg(Role::User, "Weather?"), call, result], None).unwrap();
+        let prompt = render(&[msg(Role::User, "Weather?"), call, result], None)
+            .unwrap()
+            .text;
         assert!(prompt.contains("<assistant>\n{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}\n</assistant>"), "{prompt}");
         assert!(
             prompt
@@ -189,13 +235,16 @@ mod tests {
     }
 
     #[test]
-    fn text_parts_are_joined_and_images_are_refused_with_the_message_index() {
+    fn text_parts_are_joined_and_a_bad_image_is_refused_with_its_place() {
         let mut parts = msg(Role::User, "");
         parts.content = Some(MessageContent::Parts(vec![
             ContentPart::Text(TextPart { text: "a".into() }),
             ContentPart::Text(TextPart { text: "b".into() }),
         ]));
-        assert_eq!(render(std::slice::from_ref(&parts), None).unwrap(), "a\nb");
+        assert_eq!(
+            render(std::slice::from_ref(&parts), None).unwrap().text,
+            "a\nb"
+        );
 
         let mut image = parts.clone();
         image.content = Some(MessageContent::Parts(vec![ContentPart::ImageUrl(
@@ -207,8 +256,31 @@ mod tests {
             },
         )]));
         let err = render(&[parts, image], None).unwrap_err();
-        assert_eq!(err.param(), Some("messages[1].content"));
+        assert_eq!(err.param(), Some("messages[1].content[0].image_url.url"));
         assert_eq!(err.status().as_u16(), 400);
+    }
+
+    #[test]
+    fn reasoning_in_earlier_answers_is_left_out() {
+        let prompt = render(
+            &[
+                msg(Role::User, "Hi"),
+                msg(Role::Assistant, "<think>\nhmm\n</think>\n\nHello!"),
+                msg(Role::Assistant, "<details type=\"reasoning\" done=\"true\">\n<summary>Thought</summary>\nx\n</details>\nSure."),
+                msg(Role::User, "Again"),
+            ],
+            None,
+        )
+        .unwrap()
+        .text;
+        assert!(
+            prompt.contains("<assistant>\nHello!\n</assistant>\n<assistant>\nSure.\n</assistant>"),
+            "{prompt}"
+        );
+        assert!(
+            !prompt.contains("hmm") && !prompt.contains("Thought"),
+            "{prompt}"
+        );
     }
 
     #[test]

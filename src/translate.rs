@@ -30,6 +30,26 @@ impl FinishReason {
     }
 }
 
+/// Where codex's reasoning summary goes (`REASONING_OUTPUT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReasoningOutput {
+    /// `reasoning_content`, which OpenWebUI shows as a collapsible block.
+    #[default]
+    ReasoningContent,
+    /// Inside the content, wrapped in `<think>` tags, for clients that read content only.
+    Think,
+    /// Left out.
+    None,
+}
+
+/// How one request wants its answer shaped.
+#[derive(Debug, Default)]
+pub struct Options {
+    pub tools: Option<Arc<ToolSet>>,
+    pub reasoning_output: ReasoningOutput,
+    pub stop: Vec<String>,
+}
+
 /// One complete tool call, placed by `index` among the answer's calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolCall {
@@ -65,6 +85,13 @@ pub struct Translator {
     prompt: Arc<str>,
     /// The client's tools; when set, calls are read out of every agent message.
     tools: Option<Arc<ToolSet>>,
+    reasoning_output: ReasoningOutput,
+    /// The request's stop sequences: content ends before the first one.
+    stop: Vec<String>,
+    /// The content sent so far, to find a stop sequence that spans two messages.
+    sent: String,
+    /// A stop sequence was met: no more content or calls.
+    stopped: bool,
     answer: String,
     reasoning: String,
     messages: usize,
@@ -78,9 +105,23 @@ pub struct Translator {
 
 impl Translator {
     pub fn new(prompt: Arc<str>, tools: Option<Arc<ToolSet>>) -> Self {
+        Translator::with_options(
+            prompt,
+            Options {
+                tools,
+                ..Options::default()
+            },
+        )
+    }
+
+    pub fn with_options(prompt: Arc<str>, options: Options) -> Self {
         Translator {
             prompt,
-            tools,
+            tools: options.tools,
+            reasoning_output: options.reasoning_output,
+            stop: options.stop,
+            sent: String::new(),
+            stopped: false,
             answer: String::new(),
             reasoning: String::new(),
             messages: 0,
@@ -114,7 +155,16 @@ impl Translator {
                     let text = joined(self.reasonings, text);
                     self.reasonings += 1;
                     self.reasoning.push_str(&text);
-                    vec![Delta::Reasoning(text)]
+                    match self.reasoning_output {
+                        ReasoningOutput::ReasoningContent => vec![Delta::Reasoning(text)],
+                        ReasoningOutput::Think if !self.stopped => {
+                            vec![Delta::Content(format!(
+                                "<think>\n{}\n</think>\n\n",
+                                text.trim()
+                            ))]
+                        }
+                        ReasoningOutput::Think | ReasoningOutput::None => Vec::new(),
+                    }
                 }
                 ItemDetails::Error { message } => {
                     tracing::warn!(%message, "codex warning");
@@ -183,6 +233,9 @@ impl Translator {
             None => (text, Vec::new()),
         };
         let mut deltas = Vec::new();
+        if self.stopped {
+            return deltas;
+        }
         if !prose.is_empty() {
             let prose = if self.content_sent {
                 format!("{ITEM_SEPARATOR}{prose}")
@@ -190,7 +243,13 @@ impl Translator {
                 prose
             };
             self.content_sent = true;
-            deltas.push(Delta::Content(prose));
+            let prose = self.until_stop(prose);
+            if !prose.is_empty() {
+                deltas.push(Delta::Content(prose));
+            }
+            if self.stopped {
+                return deltas;
+            }
         }
         let parallel = self.tools.as_ref().is_none_or(|set| set.parallel);
         for call in found {
@@ -207,6 +266,28 @@ impl Translator {
             self.calls += 1;
         }
         deltas
+    }
+
+    /// The part of `text` before the first stop sequence, counting sequences that begin in
+    /// content already sent; sets `stopped` when one is met.
+    fn until_stop(&mut self, text: String) -> String {
+        if self.stop.is_empty() {
+            return text;
+        }
+        let before = self.sent.len();
+        self.sent.push_str(&text);
+        let first = self
+            .stop
+            .iter()
+            .filter_map(|s| self.sent.find(s.as_str()))
+            .min();
+        match first {
+            None => text,
+            Some(at) => {
+                self.stopped = true;
+                text[..at.saturating_sub(before).min(text.len())].to_owned()
+            }
+        }
     }
 
     /// codex exited. Without `turn.completed` or `turn.failed` before it, the turn failed,
@@ -422,6 +503,67 @@ mod tests {
             3,
             "parallel_tool_calls false drops the second message's call"
         );
+    }
+
+    #[test]
+    fn think_mode_puts_reasoning_in_the_content_and_none_drops_it() {
+        for (output, expected) in [
+            (
+                ReasoningOutput::Think,
+                vec![
+                    Delta::Content("<think>\nhmm\n</think>\n\n".into()),
+                    Delta::Content("Answer.".into()),
+                ],
+            ),
+            (
+                ReasoningOutput::None,
+                vec![Delta::Content("Answer.".into())],
+            ),
+        ] {
+            let mut translator = Translator::with_options(
+                Arc::from("q"),
+                Options {
+                    reasoning_output: output,
+                    ..Options::default()
+                },
+            );
+            let mut deltas = translator.on_event(completed(
+                "item_0",
+                ItemDetails::Reasoning { text: "hmm".into() },
+            ));
+            deltas.extend(translator.on_event(message("Answer.")));
+            assert_eq!(deltas, expected, "{output:?}");
+        }
+    }
+
+    #[test]
+    fn a_stop_sequence_ends_the_content_even_across_messages() {
+        let options = || Options {
+            stop: vec!["END".into(), "\n\nSecond".into()],
+            ..Options::default()
+        };
+        let mut translator = Translator::with_options(Arc::from("q"), options());
+        let mut deltas = translator.on_event(message("One. END two."));
+        deltas.extend(translator.on_event(message("ignored")));
+        assert_eq!(deltas, [Delta::Content("One. ".into())]);
+
+        let mut translator = Translator::with_options(Arc::from("q"), options());
+        let mut deltas = translator.on_event(message("First."));
+        deltas.extend(translator.on_event(message("Second.")));
+        deltas.extend(translator.on_event(ThreadEvent::TurnCompleted { usage: USAGE }));
+        assert_eq!(
+            deltas[0],
+            Delta::Content("First.".into()),
+            "the separator starts the stop sequence"
+        );
+        assert_eq!(deltas.len(), 2, "{deltas:?}");
+        assert!(matches!(
+            deltas.last(),
+            Some(Delta::Finish {
+                reason: FinishReason::Stop,
+                ..
+            })
+        ));
     }
 
     #[test]

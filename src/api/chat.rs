@@ -12,7 +12,7 @@ use tokio::{sync::OwnedSemaphorePermit, time::Instant};
 use super::{
     auth::Authorized,
     error::ApiError,
-    request::ChatCompletionRequest,
+    request::{ChatCompletionRequest, Stop},
     response::{AssistantMessage, ChatCompletion, Choice, FunctionCallOut, ToolCallOut, Usage},
     sse::{self, ChunkHeader, ChunkStream},
     ApiTags, AppState,
@@ -23,7 +23,7 @@ use crate::{
     error::ProxyError,
     prompt,
     tools::ToolSet,
-    translate::{Delta, Translator},
+    translate::{Delta, Options, Translator},
     usage::count_tokens,
 };
 
@@ -89,7 +89,7 @@ impl ChatApi {
                 client_gone: client_gone().boxed(),
             },
             prompt,
-            plan.tools,
+            plan.options,
         );
         let header = ChunkHeader {
             id: completion_id(),
@@ -105,6 +105,42 @@ impl ChatApi {
                 fold(header, deltas).await?,
             ))))
         }
+    }
+}
+
+/// `stop` as a list: at most 4 non-empty sequences, as OpenAI allows.
+fn stop_sequences(stop: Option<&Stop>) -> Result<Vec<String>, ProxyError> {
+    let sequences = match stop {
+        None => Vec::new(),
+        Some(Stop::One(one)) => vec![one.clone()],
+        Some(Stop::Many(many)) => many.clone(),
+    };
+    if sequences.len() > 4 || sequences.iter().any(String::is_empty) {
+        return Err(ProxyError::invalid(
+            "`stop` takes up to 4 non-empty strings.",
+            "stop",
+        ));
+    }
+    Ok(sequences)
+}
+
+/// The efforts the request may ask for, as codex's models name them.
+pub const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh"];
+
+/// `reasoning_effort` as a codex override, checked against [`REASONING_EFFORTS`].
+fn reasoning_effort(effort: Option<&str>) -> Result<Option<String>, ProxyError> {
+    match effort {
+        None => Ok(None),
+        Some(effort) if REASONING_EFFORTS.contains(&effort) => {
+            Ok(Some(format!("model_reasoning_effort=\"{effort}\"")))
+        }
+        Some(other) => Err(ProxyError::invalid(
+            format!(
+                "`reasoning_effort` {other:?} is not one of {}.",
+                REASONING_EFFORTS.join(", ")
+            ),
+            "reasoning_effort",
+        )),
     }
 }
 
@@ -155,7 +191,7 @@ struct Run {
 /// What the request asks for, checked before codex starts.
 struct Plan {
     turn: Turn,
-    tools: Option<Arc<ToolSet>>,
+    options: Options,
     stream: bool,
     include_usage: bool,
 }
@@ -179,8 +215,19 @@ impl Plan {
         )?;
         let prompt = prompt::render(&request.messages, tools.as_deref())?;
         Ok(Plan {
-            turn: Turn { prompt, model },
-            tools,
+            turn: Turn {
+                prompt: prompt.text,
+                model,
+                images: prompt.images,
+                config: reasoning_effort(request.reasoning_effort.as_deref())?
+                    .into_iter()
+                    .collect(),
+            },
+            options: Options {
+                tools,
+                reasoning_output: state.config.reasoning_output,
+                stop: stop_sequences(request.stop.as_ref())?,
+            },
             stream: request.stream.unwrap_or(false),
             include_usage: request
                 .stream_options
@@ -196,12 +243,12 @@ impl Plan {
 fn deltas(
     run: Run,
     prompt: Arc<str>,
-    tools: Option<Arc<ToolSet>>,
+    options: Options,
 ) -> impl Stream<Item = Delta> + Send + 'static {
     async_stream::stream! {
         let Run { mut events, permit, limits, mut client_gone } = run;
         let _permit = permit;
-        let mut translator = Translator::new(prompt, tools);
+        let mut translator = Translator::with_options(prompt, options);
         let deadline = Instant::now() + limits.codex_timeout;
         loop {
             let silence_ends = Instant::now() + limits.codex_idle_timeout;

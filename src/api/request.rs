@@ -31,6 +31,17 @@ pub struct ChatCompletionRequest {
     /// `none`, `auto`, `required`, or `{"type":"function","function":{"name":...}}`.
     pub tool_choice: Option<serde_json::Value>,
     pub parallel_tool_calls: Option<bool>,
+    /// Up to 4 sequences; the answer ends before the first of them.
+    pub stop: Option<Stop>,
+    /// How hard the model thinks: `none`, `minimal`, `low`, `medium`, `high` or `xhigh`.
+    /// Passed to codex as `model_reasoning_effort`; unset keeps codex's default.
+    pub reasoning_effort: Option<String>,
+}
+
+#[derive(Debug, Clone, Union)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Clone, Object)]

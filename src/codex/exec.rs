@@ -101,7 +101,7 @@ impl ExecBackend {
 
     /// The argv after the program name. The prompt is never an argument: `-` makes codex read
     /// it from stdin, which has no size limit, stays out of `ps`, and cannot be taken for a flag.
-    pub fn args(&self, turn: &Turn, workdir: &Path) -> Vec<OsString> {
+    pub fn args(&self, turn: &Turn, workdir: &Path, images: &[PathBuf]) -> Vec<OsString> {
         let sandbox = match self.tools {
             ToolsMode::Chat => Sandbox::ReadOnly,
             ToolsMode::Agent => self.sandbox,
@@ -117,18 +117,23 @@ impl ExecBackend {
         .into_iter()
         .map(OsString::from)
         .collect();
+        // `-i` is variadic in codex: each is followed by another flag, never by the prompt.
+        for image in images {
+            args.push("-i".into());
+            args.push(image.into());
+        }
         // The chat switches come after CODEX_CONFIG so that only CODEX_TOOLS=agent turns the
         // tools back on.
         let chat_switches = match self.tools {
             ToolsMode::Chat => CHAT_MODE_OVERRIDES,
             ToolsMode::Agent => &[],
         };
-        for raw in self
+        let overrides = self
             .overrides
             .iter()
-            .map(String::as_str)
-            .chain(chat_switches.iter().copied())
-        {
+            .chain(&turn.config)
+            .map(String::as_str);
+        for raw in overrides.chain(chat_switches.iter().copied()) {
             args.push("-c".into());
             args.push(raw.into());
         }
@@ -176,6 +181,7 @@ impl ExecBackend {
 impl Backend for ExecBackend {
     fn run(&self, turn: Turn) -> Result<RunStream, ProxyError> {
         let program = self.resolved_path()?;
+        let (image_dir, image_paths) = write_images(&turn.images)?;
         let workdir = match &self.workdir {
             Some(dir) => WorkDir::Fixed(dir.clone()),
             None => WorkDir::Temp(
@@ -194,7 +200,7 @@ impl Backend for ExecBackend {
         // process group and the stream's guard already end codex on every path but a SIGKILL
         // of the proxy itself, and then codex ends with its turn, its stdout pipe closed.
         let mut child = Command::new(&program)
-            .args(self.args(&turn, workdir.path()))
+            .args(self.args(&turn, workdir.path(), &image_paths))
             .current_dir(workdir.path())
             .env_clear()
             .envs(self.explicit_env())
@@ -233,6 +239,7 @@ impl Backend for ExecBackend {
             // removes the working directory.
             let _group = group;
             let _workdir = workdir;
+            let _image_dir = image_dir;
             let mut lines = CappedLines::new(stdout, MAX_LINE_BYTES);
             loop {
                 match lines.next_line().await {
@@ -349,6 +356,32 @@ async fn stderr_tail(stderr: impl AsyncRead + Unpin) -> String {
         }
     }
     Vec::from(tail).join("\n")
+}
+
+/// Writes the images into a temporary directory of their own (never into `CODEX_WORKDIR`),
+/// removed with the run.
+fn write_images(
+    images: &[crate::images::Image],
+) -> Result<(Option<tempfile::TempDir>, Vec<PathBuf>), ProxyError> {
+    if images.is_empty() {
+        return Ok((None, Vec::new()));
+    }
+    let unavailable = |err: std::io::Error| {
+        ProxyError::CodexUnavailable(format!("could not write the images for codex: {err}"))
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("codex-images-")
+        .tempdir()
+        .map_err(unavailable)?;
+    let mut paths = Vec::with_capacity(images.len());
+    for (n, image) in images.iter().enumerate() {
+        let path = dir
+            .path()
+            .join(format!("image-{}.{}", n + 1, image.extension));
+        std::fs::write(&path, &image.bytes).map_err(unavailable)?;
+        paths.push(path);
+    }
+    Ok((Some(dir), paths))
 }
 
 /// Where codex works: `CODEX_WORKDIR`, or a fresh empty directory removed when the run ends.

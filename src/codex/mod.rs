@@ -18,6 +18,10 @@ pub struct Turn {
     pub prompt: String,
     /// Passed as `-m`; `None` lets codex use its configured default.
     pub model: Option<String>,
+    /// Attached with `-i`, in order; the prompt refers to them as `[image N]`.
+    pub images: Vec<crate::images::Image>,
+    /// `-c key=value` overrides for this turn only (reasoning effort).
+    pub config: Vec<String>,
 }
 
 /// What a running codex reports: its events in order, then exactly one [`RunEvent::Exited`].

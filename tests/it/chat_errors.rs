@@ -61,10 +61,10 @@ async fn bad_requests_get_clear_openai_errors() {
             400,
         ),
         (
-            "image_part",
+            "image_url_not_fetched",
             json!({"model": "codex-local", "messages": [{"role": "user", "content": [
                 {"type": "text", "text": "what is this?"},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
             ]}]}),
             400,
         ),
@@ -125,7 +125,7 @@ async fn sdk_style_requests_are_accepted() {
             {"role": "user", "content": [{"type": "text", "text": "part one"}, {"type": "text", "text": "part two [[echo]]"}]}
         ],
         "temperature": 0.2, "top_p": null, "max_tokens": 50, "seed": 7, "user": "u1",
-        "logprobs": false, "frequency_penalty": 0, "metadata": {"x": 1}, "stop": ["\n\n"],
+        "logprobs": false, "frequency_penalty": 0, "metadata": {"x": 1}, "stop": ["<never-said>"],
     }))
     .await;
     assert_eq!(status, 200, "{body}");

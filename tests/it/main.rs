@@ -5,11 +5,13 @@
 mod server;
 mod support;
 
+mod answer_shaping;
 mod auth;
 mod chat_errors;
 mod config_startup;
 mod fake_codex_cli;
 mod fidelity;
+mod images;
 mod lifecycle;
 mod limits;
 mod models_health;

@@ -109,3 +109,35 @@ async fn codex_workdir_chooses_where_codex_works_and_is_left_in_place() {
     assert_eq!(std::path::Path::new(cwd).canonicalize().unwrap(), canonical);
     assert!(dir.path().is_dir(), "a configured directory is not removed");
 }
+
+#[tokio::test]
+async fn reasoning_effort_becomes_a_codex_override_and_chat_switches_stay_last() {
+    let cli = client(&[("CODEX_CONFIG", "model_reasoning_summary=\"detailed\"")]);
+    let mut request = chat("[[config]]", false);
+    request["reasoning_effort"] = serde_json::json!("high");
+    let (status, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&request)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "CONFIG: model_reasoning_summary=\"detailed\" | model_reasoning_effort=\"high\" | features.shell_tool=false | web_search=\"disabled\" | features.goals=false | features.view_image=false | features.multi_agent=false"
+    );
+    request["reasoning_effort"] = serde_json::json!("extreme");
+    let (status, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&request)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("reasoning_effort")),
+        "{body}"
+    );
+}

@@ -149,3 +149,25 @@ def test_streamed_tool_calls_accumulate_by_index(client):
     assert sorted(calls) == [0, 1]
     assert [json.loads(calls[i]["arguments"])["city"] for i in (0, 1)] == ["Paris", "Rome"]
     assert all(c["id"].startswith("call_") and c["name"] == "get_weather" for c in calls.values())
+
+
+PNG_1X1 = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def test_an_image_part_reaches_codex(client):
+    reply = client.chat.completions.create(
+        model="codex-local",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Describe it. [[images]]"},
+                    {"type": "image_url", "image_url": {"url": PNG_1X1}},
+                ],
+            }
+        ],
+    )
+    assert reply.choices[0].message.content.startswith("IMAGES: ")
+    assert "/image-1.png 70" in reply.choices[0].message.content

@@ -374,3 +374,37 @@ async fn only_agent_mode_lets_a_prompt_read_codexs_login() {
         assert_eq!(answer.contains(PLANTED), leaks, "{mode}: {answer}");
     }
 }
+
+#[tokio::test]
+async fn an_image_reaches_the_model_as_an_input_image() {
+    let setup = setup(&[]).await;
+    let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let body = json!({"model": "codex-local", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": png}}
+    ]}]});
+    let (status, reply) = post_json(&setup, &body).await;
+    assert_eq!(status, 200, "{reply}");
+    let requests = setup.mock.requests.0.lock().unwrap();
+    let user = requests[0]["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["role"] == "user")
+        .last()
+        .unwrap()
+        .clone();
+    let image = user["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "input_image")
+        .expect("an input_image part");
+    assert!(
+        image["image_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/png;base64,"),
+        "{image}"
+    );
+}

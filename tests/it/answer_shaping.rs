@@ -1,0 +1,87 @@
+//! `stop` and `REASONING_OUTPUT`: the same answer, shaped by the request or the server.
+
+use serde_json::json;
+
+use crate::support::{chat, client, json_of, sse_of};
+
+#[tokio::test]
+async fn stop_ends_the_answer_before_the_sequence_streamed_or_not() {
+    let cli = client(&[]);
+    let mut request = chat("[[multi]]", false);
+    request["stop"] = json!(["Second", "never"]);
+    let (status, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&request)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "First message.\n\n"
+    );
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+
+    request["stream"] = json!(true);
+    request["stop"] = json!("Second");
+    let (_, _, events) = sse_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&request)
+            .send()
+            .await,
+    )
+    .await;
+    let content: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "First message.\n\n");
+
+    request["stop"] = json!(["a", "b", "c", "d", "e"]);
+    let (status, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&request)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (400, Some("stop"))
+    );
+}
+
+#[tokio::test]
+async fn reasoning_output_think_wraps_the_summary_in_the_content() {
+    let (status, body) = json_of(
+        client(&[("REASONING_OUTPUT", "think")])
+            .post("/v1/chat/completions")
+            .body_json(&chat("[[reasoning]]", false))
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let message = &body["choices"][0]["message"];
+    assert_eq!(
+        message["content"],
+        "<think>\n**Thinking** about the mock question before answering.\n</think>\n\nReasoned answer from the mock model."
+    );
+    assert!(message.get("reasoning_content").is_none());
+}
+
+#[tokio::test]
+async fn reasoning_output_none_leaves_the_summary_out() {
+    let (_, body) = json_of(
+        client(&[("REASONING_OUTPUT", "none")])
+            .post("/v1/chat/completions")
+            .body_json(&chat("[[reasoning]]", false))
+            .send()
+            .await,
+    )
+    .await;
+    let message = &body["choices"][0]["message"];
+    assert_eq!(message["content"], "Reasoned answer from the mock model.");
+    assert!(message.get("reasoning_content").is_none());
+}
