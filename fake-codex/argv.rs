@@ -13,6 +13,7 @@ pub struct Cli {
     pub config_overrides: Vec<String>,
     pub images: Vec<String>,
     pub output_last_message: Option<String>,
+    pub output_schema: Option<String>,
     pub prompt: Option<String>,
 }
 
@@ -175,6 +176,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             "-C" | "--cd" => cli.cd = Some(value),
             "-c" | "--config" => cli.config_overrides.push(value),
             "-o" | "--output-last-message" => cli.output_last_message = Some(value),
+            "--output-schema" => cli.output_schema = Some(value),
             _ => {}
         }
     }

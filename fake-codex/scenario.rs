@@ -63,6 +63,19 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "hang",
         "starts a child process and never finishes (`[[hang:FILE]]` writes both pids to FILE)",
     ),
+    ("cut", "an answer, then the stream closed before response.completed (no retries): turn.failed"),
+    ("fail_then_hang", "turn.failed, then stays running with a child (`[[fail_then_hang:FILE]]` writes both pids)"),
+    ("tool_call", "prose, then a call of the first offered tool as a bare JSON object"),
+    ("tool_call_fenced", "a call of the first offered tool in a ```json fence"),
+    ("tool_calls_two", "two calls of the first offered tool, one per line"),
+    ("tool_calls_array", "two calls of the first offered tool as one JSON array"),
+    ("tool_call_string_args", "a call whose arguments are a JSON-encoded string"),
+    ("tool_flow", "calls the first offered tool; once a tool result follows, answers with it"),
+    ("stamped", "`[[stamped:N:MS]]`: N agent messages MS ms apart, each `t=<unix µs when sent>`"),
+    ("images", "answers `IMAGES: <path> <bytes>; ...` for each `-i` image, as read from disk"),
+    ("config", "answers `CONFIG: <the -c overrides, in order>`"),
+    ("json", "a JSON answer: with --output-schema an instance of the schema, otherwise {\"answer\": ...}"),
+    ("fenced_json", "a JSON object inside a ```json fence"),
 ];
 
 pub const TEXT_ANSWER: &str = "Hello from the mock model.";
@@ -267,6 +280,15 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
             delay = Duration::from_millis(arg.and_then(|ms| ms.parse().ok()).unwrap_or(300));
             (vec![message(TEXT_ANSWER)], End::Completed(TEXT_USAGE))
         }
+        "json" => {
+            let answer = match cli.output_schema.as_deref().map(std::fs::read_to_string) {
+                Some(Ok(schema)) => serde_json::from_str(&schema).map(|s| instance_of(&s)).unwrap_or_default(),
+                Some(Err(_)) => return unreadable_schema(cli),
+                None => serde_json::json!({"answer": TEXT_ANSWER}),
+            };
+            (vec![message(&answer.to_string())], End::Completed(TEXT_USAGE))
+        }
+        "fenced_json" => (vec![message("```json\n{\"answer\": 42}\n```")], End::Completed(TEXT_USAGE)),
         "config" => (
             vec![message(&format!("CONFIG: {}", cli.config_overrides.join(" | ")))],
             End::Completed(TEXT_USAGE),
@@ -346,5 +368,38 @@ fn tool_answer(shape: &str, prompt: &str) -> String {
             }
         }
         _ => format!("I'll check the weather.\n{}", call("Paris")),
+    }
+}
+
+/// A value that satisfies a (strict) JSON Schema: every required property, typed.
+fn instance_of(schema: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{json, Value};
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => Value::Object(
+            schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(key, sub)| (key.clone(), instance_of(sub)))
+                .collect(),
+        ),
+        Some("array") => json!([]),
+        Some("string") => schema["enum"].get(0).cloned().unwrap_or(json!("mock")),
+        Some("number") | Some("integer") => json!(1),
+        Some("boolean") => json!(true),
+        _ => Value::Null,
+    }
+}
+
+/// codex's failure when the --output-schema file cannot be read.
+fn unreadable_schema(cli: &Cli) -> Script {
+    Script {
+        warnings: vec![],
+        steps: vec![],
+        end: End::Failed(format!(
+            "Failed to read output schema file {}",
+            cli.output_schema.as_deref().unwrap_or_default()
+        )),
+        delay: Duration::ZERO,
     }
 }

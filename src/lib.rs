@@ -11,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod images;
 pub mod prompt;
+pub mod structured;
 pub mod tools;
 pub mod translate;
 pub mod usage;

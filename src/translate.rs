@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::{
     codex::{ExitReport, ItemDetails, RunEvent, ThreadEvent},
     error::ProxyError,
+    structured,
     tools::{self, extract::extract, ToolChoice, ToolSet},
     usage::TokenUsage,
 };
@@ -48,6 +49,8 @@ pub struct Options {
     pub tools: Option<Arc<ToolSet>>,
     pub reasoning_output: ReasoningOutput,
     pub stop: Vec<String>,
+    /// `response_format` asked for JSON: code fences come off and the answer must parse.
+    pub json: bool,
 }
 
 /// One complete tool call, placed by `index` among the answer's calls.
@@ -88,7 +91,9 @@ pub struct Translator {
     reasoning_output: ReasoningOutput,
     /// The request's stop sequences: content ends before the first one.
     stop: Vec<String>,
-    /// The content sent so far, to find a stop sequence that spans two messages.
+    json: bool,
+    /// The content sent so far, to find a stop sequence that spans two messages and to check
+    /// a JSON answer.
     sent: String,
     /// A stop sequence was met: no more content or calls.
     stopped: bool,
@@ -120,6 +125,7 @@ impl Translator {
             tools: options.tools,
             reasoning_output: options.reasoning_output,
             stop: options.stop,
+            json: options.json,
             sent: String::new(),
             stopped: false,
             answer: String::new(),
@@ -195,6 +201,14 @@ impl Translator {
                         "codex finished the turn without an answer (no agent message)",
                     ))];
                 }
+                if self.json
+                    && self.calls == 0
+                    && serde_json::from_str::<serde_json::Value>(&self.sent).is_err()
+                {
+                    return vec![Delta::Failed(ProxyError::codex_failed(
+                        "codex's answer is not valid JSON, though response_format asked for JSON",
+                    ))];
+                }
                 let reason = if self.calls > 0 {
                     FinishReason::ToolCalls
                 } else {
@@ -230,6 +244,7 @@ impl Translator {
                 let extraction = extract(&text, set);
                 (extraction.content, extraction.calls)
             }
+            None if self.json => (structured::unfence(&text).to_owned(), Vec::new()),
             None => (text, Vec::new()),
         };
         let mut deltas = Vec::new();
@@ -271,11 +286,11 @@ impl Translator {
     /// The part of `text` before the first stop sequence, counting sequences that begin in
     /// content already sent; sets `stopped` when one is met.
     fn until_stop(&mut self, text: String) -> String {
+        let before = self.sent.len();
+        self.sent.push_str(&text);
         if self.stop.is_empty() {
             return text;
         }
-        let before = self.sent.len();
-        self.sent.push_str(&text);
         let first = self
             .stop
             .iter()

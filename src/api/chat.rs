@@ -22,6 +22,7 @@ use crate::{
     config::Limits,
     error::ProxyError,
     prompt,
+    structured::ResponseFormat,
     tools::ToolSet,
     translate::{Delta, Options, Translator},
     usage::count_tokens,
@@ -213,7 +214,13 @@ impl Plan {
             request.tool_choice.as_ref(),
             request.parallel_tool_calls,
         )?;
-        let prompt = prompt::render(&request.messages, tools.as_deref())?;
+        let format = ResponseFormat::from_request(request.response_format.as_ref())?;
+        let mut prompt = prompt::render(&request.messages, tools.as_deref())?;
+        if format == ResponseFormat::JsonObject {
+            prompt
+                .text
+                .push_str("\n\nAnswer with one JSON object and nothing else.");
+        }
         Ok(Plan {
             turn: Turn {
                 prompt: prompt.text,
@@ -222,11 +229,16 @@ impl Plan {
                 config: reasoning_effort(request.reasoning_effort.as_deref())?
                     .into_iter()
                     .collect(),
+                output_schema: match &format {
+                    ResponseFormat::JsonSchema(schema) => Some(schema.clone()),
+                    _ => None,
+                },
             },
             options: Options {
                 tools,
                 reasoning_output: state.config.reasoning_output,
                 stop: stop_sequences(request.stop.as_ref())?,
+                json: format.wants_json(),
             },
             stream: request.stream.unwrap_or(false),
             include_usage: request

@@ -31,6 +31,9 @@ pub struct ChatCompletionRequest {
     /// `none`, `auto`, `required`, or `{"type":"function","function":{"name":...}}`.
     pub tool_choice: Option<serde_json::Value>,
     pub parallel_tool_calls: Option<bool>,
+    /// `{"type": "text"}`, `{"type": "json_object"}`, or `{"type": "json_schema", "json_schema":
+    /// {"name": ..., "schema": {...}}}` (the schema must follow OpenAI's strict rules).
+    pub response_format: Option<serde_json::Value>,
     /// Up to 4 sequences; the answer ends before the first of them.
     pub stop: Option<Stop>,
     /// How hard the model thinks: `none`, `minimal`, `low`, `medium`, `high` or `xhigh`.

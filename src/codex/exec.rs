@@ -101,7 +101,7 @@ impl ExecBackend {
 
     /// The argv after the program name. The prompt is never an argument: `-` makes codex read
     /// it from stdin, which has no size limit, stays out of `ps`, and cannot be taken for a flag.
-    pub fn args(&self, turn: &Turn, workdir: &Path, images: &[PathBuf]) -> Vec<OsString> {
+    pub fn args(&self, turn: &Turn, workdir: &Path, files: &Attachments) -> Vec<OsString> {
         let sandbox = match self.tools {
             ToolsMode::Chat => Sandbox::ReadOnly,
             ToolsMode::Agent => self.sandbox,
@@ -118,9 +118,13 @@ impl ExecBackend {
         .map(OsString::from)
         .collect();
         // `-i` is variadic in codex: each is followed by another flag, never by the prompt.
-        for image in images {
+        for image in &files.images {
             args.push("-i".into());
             args.push(image.into());
+        }
+        if let Some(schema) = &files.output_schema {
+            args.push("--output-schema".into());
+            args.push(schema.into());
         }
         // The chat switches come after CODEX_CONFIG so that only CODEX_TOOLS=agent turns the
         // tools back on.
@@ -181,7 +185,7 @@ impl ExecBackend {
 impl Backend for ExecBackend {
     fn run(&self, turn: Turn) -> Result<RunStream, ProxyError> {
         let program = self.resolved_path()?;
-        let (image_dir, image_paths) = write_images(&turn.images)?;
+        let files = Attachments::write(&turn)?;
         let workdir = match &self.workdir {
             Some(dir) => WorkDir::Fixed(dir.clone()),
             None => WorkDir::Temp(
@@ -200,7 +204,7 @@ impl Backend for ExecBackend {
         // process group and the stream's guard already end codex on every path but a SIGKILL
         // of the proxy itself, and then codex ends with its turn, its stdout pipe closed.
         let mut child = Command::new(&program)
-            .args(self.args(&turn, workdir.path(), &image_paths))
+            .args(self.args(&turn, workdir.path(), &files))
             .current_dir(workdir.path())
             .env_clear()
             .envs(self.explicit_env())
@@ -239,7 +243,7 @@ impl Backend for ExecBackend {
             // removes the working directory.
             let _group = group;
             let _workdir = workdir;
-            let _image_dir = image_dir;
+            let _files = files;
             let mut lines = CappedLines::new(stdout, MAX_LINE_BYTES);
             loop {
                 match lines.next_line().await {
@@ -358,30 +362,46 @@ async fn stderr_tail(stderr: impl AsyncRead + Unpin) -> String {
     Vec::from(tail).join("\n")
 }
 
-/// Writes the images into a temporary directory of their own (never into `CODEX_WORKDIR`),
-/// removed with the run.
-fn write_images(
-    images: &[crate::images::Image],
-) -> Result<(Option<tempfile::TempDir>, Vec<PathBuf>), ProxyError> {
-    if images.is_empty() {
-        return Ok((None, Vec::new()));
+/// The files a turn hands codex (images, the output schema), in a temporary directory of their
+/// own (never in `CODEX_WORKDIR`) that is removed with the run.
+pub struct Attachments {
+    _dir: Option<tempfile::TempDir>,
+    images: Vec<PathBuf>,
+    output_schema: Option<PathBuf>,
+}
+
+impl Attachments {
+    fn write(turn: &Turn) -> Result<Self, ProxyError> {
+        let mut files = Attachments {
+            _dir: None,
+            images: Vec::new(),
+            output_schema: None,
+        };
+        if turn.images.is_empty() && turn.output_schema.is_none() {
+            return Ok(files);
+        }
+        let unavailable = |err: std::io::Error| {
+            ProxyError::CodexUnavailable(format!("could not write the files for codex: {err}"))
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("codex-files-")
+            .tempdir()
+            .map_err(unavailable)?;
+        for (n, image) in turn.images.iter().enumerate() {
+            let path = dir
+                .path()
+                .join(format!("image-{}.{}", n + 1, image.extension));
+            std::fs::write(&path, &image.bytes).map_err(unavailable)?;
+            files.images.push(path);
+        }
+        if let Some(schema) = &turn.output_schema {
+            let path = dir.path().join("output-schema.json");
+            std::fs::write(&path, schema.to_string()).map_err(unavailable)?;
+            files.output_schema = Some(path);
+        }
+        files._dir = Some(dir);
+        Ok(files)
     }
-    let unavailable = |err: std::io::Error| {
-        ProxyError::CodexUnavailable(format!("could not write the images for codex: {err}"))
-    };
-    let dir = tempfile::Builder::new()
-        .prefix("codex-images-")
-        .tempdir()
-        .map_err(unavailable)?;
-    let mut paths = Vec::with_capacity(images.len());
-    for (n, image) in images.iter().enumerate() {
-        let path = dir
-            .path()
-            .join(format!("image-{}.{}", n + 1, image.extension));
-        std::fs::write(&path, &image.bytes).map_err(unavailable)?;
-        paths.push(path);
-    }
-    Ok((Some(dir), paths))
 }
 
 /// Where codex works: `CODEX_WORKDIR`, or a fresh empty directory removed when the run ends.

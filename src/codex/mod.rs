@@ -22,6 +22,8 @@ pub struct Turn {
     pub images: Vec<crate::images::Image>,
     /// `-c key=value` overrides for this turn only (reasoning effort).
     pub config: Vec<String>,
+    /// A JSON Schema the answer must follow, passed with `--output-schema`.
+    pub output_schema: Option<serde_json::Value>,
 }
 
 /// What a running codex reports: its events in order, then exactly one [`RunEvent::Exited`].

@@ -85,3 +85,95 @@ async fn reasoning_output_none_leaves_the_summary_out() {
     assert_eq!(message["content"], "Reasoned answer from the mock model.");
     assert!(message.get("reasoning_content").is_none());
 }
+
+fn schema() -> serde_json::Value {
+    json!({"type": "object", "additionalProperties": false, "required": ["city", "temperature"],
+        "properties": {"city": {"type": "string"}, "temperature": {"type": "number"}}})
+}
+
+#[tokio::test]
+async fn a_json_schema_goes_to_codex_and_the_answer_is_its_json() {
+    let mut request = chat("[[json]]", false);
+    request["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "weather", "strict": true, "schema": schema()}});
+    let (status, body) = json_of(
+        client(&[])
+            .post("/v1/chat/completions")
+            .body_json(&request)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value =
+        serde_json::from_str(body["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        answer,
+        json!({"city": "mock", "temperature": 1}),
+        "fake-codex answered from the schema file it was given"
+    );
+}
+
+#[tokio::test]
+async fn a_schema_that_breaks_openais_strict_rules_is_a_400_saying_which() {
+    let mut lax = schema();
+    lax.as_object_mut().unwrap().remove("additionalProperties");
+    let mut request = chat("[[json]]", false);
+    request["response_format"] =
+        json!({"type": "json_schema", "json_schema": {"name": "weather", "schema": lax}});
+    let (status, body) = json_of(
+        client(&[])
+            .post("/v1/chat/completions")
+            .body_json(&request)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("additionalProperties"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn json_object_asks_for_json_unfences_it_and_refuses_prose() {
+    let cli = client(&[]);
+    let mut request = chat("[[fenced_json]]", false);
+    request["response_format"] = json!({"type": "json_object"});
+    let (status, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&request)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["choices"][0]["message"]["content"].as_str()),
+        (200, Some("{\"answer\": 42}")),
+        "{body}"
+    );
+
+    request["messages"][0]["content"] = json!("[[echo]]");
+    let (status, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&request)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("codex_error")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{body}"
+    );
+}

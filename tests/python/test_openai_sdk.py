@@ -171,3 +171,24 @@ def test_an_image_part_reaches_codex(client):
     )
     assert reply.choices[0].message.content.startswith("IMAGES: ")
     assert "/image-1.png 70" in reply.choices[0].message.content
+
+
+def test_a_json_schema_response_format(client):
+    reply = client.chat.completions.create(
+        model="codex-local",
+        messages=[{"role": "user", "content": "Weather as JSON. [[json]]"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {
+                "name": "weather",
+                "strict": True,
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["city"],
+                    "properties": {"city": {"type": "string"}},
+                },
+            },
+        },
+    )
+    assert json.loads(reply.choices[0].message.content) == {"city": "mock"}

@@ -408,3 +408,27 @@ async fn an_image_reaches_the_model_as_an_input_image() {
         "{image}"
     );
 }
+
+#[tokio::test]
+async fn a_json_schema_reaches_the_model_as_its_strict_text_format() {
+    let setup = setup(&[]).await;
+    let schema = json!({"type": "object", "additionalProperties": false, "required": ["city"],
+        "properties": {"city": {"type": "string"}}});
+    let mut body = chat("weather [[json]]", false);
+    body["response_format"] =
+        json!({"type": "json_schema", "json_schema": {"name": "w", "schema": schema}});
+    let (status, reply) = post_json(&setup, &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        "{\"city\":\"Paris\"}"
+    );
+    let requests = setup.mock.requests.0.lock().unwrap();
+    let format = &requests[0]["text"]["format"];
+    assert_eq!(
+        (format["type"].as_str(), format["strict"].as_bool()),
+        (Some("json_schema"), Some(true)),
+        "{format}"
+    );
+    assert_eq!(format["schema"], schema);
+}

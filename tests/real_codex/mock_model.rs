@@ -192,6 +192,7 @@ async fn responses(Json(request): Json<Value>, Data(recorded): Data<&Recorded>) 
             sse(&events)
         }
         "echo" => sse(&answer(&format!("ECHO: {}", prompt.len()))),
+        "json" => sse(&answer("{\"city\":\"Paris\"}")),
         "no_usage" => sse(&[
             created(),
             message(TEXT),

@@ -1,0 +1,171 @@
+//! `response_format`: JSON answers. A `json_schema` format is handed to codex with
+//! `--output-schema`, which always sends it to the model in strict mode, so the schema is checked
+//! against OpenAI's strict rules here first, where the error can say what to change.
+
+use serde_json::Value;
+
+use crate::error::ProxyError;
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ResponseFormat {
+    #[default]
+    Text,
+    /// Any JSON object; the model is asked for one and the answer is checked.
+    JsonObject,
+    /// An answer matching this schema, enforced by codex.
+    JsonSchema(Value),
+}
+
+impl ResponseFormat {
+    pub fn from_request(value: Option<&Value>) -> Result<Self, ProxyError> {
+        let Some(value) = value.filter(|v| !v.is_null()) else {
+            return Ok(ResponseFormat::Text);
+        };
+        match value.get("type").and_then(Value::as_str) {
+            Some("text") => Ok(ResponseFormat::Text),
+            Some("json_object") => Ok(ResponseFormat::JsonObject),
+            Some("json_schema") => {
+                let schema = value
+                    .pointer("/json_schema/schema")
+                    .filter(|s| s.is_object())
+                    .ok_or_else(|| {
+                        ProxyError::invalid(
+                            "`response_format.json_schema.schema` must be a JSON Schema object.",
+                            "response_format.json_schema.schema",
+                        )
+                    })?;
+                check_strict(schema, "#")?;
+                Ok(ResponseFormat::JsonSchema(schema.clone()))
+            }
+            _ => Err(ProxyError::invalid(
+                "`response_format.type` must be \"text\", \"json_object\" or \"json_schema\".",
+                "response_format.type",
+            )),
+        }
+    }
+
+    pub fn wants_json(&self) -> bool {
+        !matches!(self, ResponseFormat::Text)
+    }
+}
+
+/// OpenAI's strict mode: every object lists all its properties in `required` and sets
+/// `additionalProperties: false`, all the way down.
+fn check_strict(schema: &Value, at: &str) -> Result<(), ProxyError> {
+    let fail = |what: String| {
+        ProxyError::invalid(
+            format!(
+                "`response_format.json_schema.schema` at {at}: {what}. codex sends the schema to the model in strict mode, where every object must set \"additionalProperties\": false and list all its properties in \"required\"."
+            ),
+            "response_format.json_schema.schema",
+        )
+    };
+    let Some(map) = schema.as_object() else {
+        return Ok(());
+    };
+    if let Some(properties) = map.get("properties").and_then(Value::as_object) {
+        if map.get("additionalProperties") != Some(&Value::Bool(false)) {
+            return Err(fail("\"additionalProperties\" is not false".into()));
+        }
+        let required: Vec<&str> = map
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if let Some(missing) = properties
+            .keys()
+            .find(|key| !required.contains(&key.as_str()))
+        {
+            return Err(fail(format!("property {missing:?} is not in \"required\"")));
+        }
+        for (key, sub) in properties {
+            check_strict(sub, &format!("{at}/properties/{key}"))?;
+        }
+    }
+    for key in ["items", "additionalItems"] {
+        if let Some(sub) = map.get(key) {
+            check_strict(sub, &format!("{at}/{key}"))?;
+        }
+    }
+    for key in ["anyOf", "allOf", "oneOf", "prefixItems"] {
+        for (i, sub) in map
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            check_strict(sub, &format!("{at}/{key}/{i}"))?;
+        }
+    }
+    for key in ["$defs", "definitions"] {
+        for (name, sub) in map
+            .get(key)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            check_strict(sub, &format!("{at}/{key}/{name}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A JSON answer without the code fence models like to put around it.
+pub fn unfence(text: &str) -> &str {
+    let trimmed = text.trim();
+    trimmed
+        .strip_prefix("```json")
+        .or_else(|| trimmed.strip_prefix("```"))
+        .and_then(|rest| rest.strip_suffix("```"))
+        .map(str::trim)
+        .unwrap_or(trimmed)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn strict_schemas_pass_and_lax_ones_say_where() {
+        let strict = json!({"type": "object", "additionalProperties": false, "required": ["a", "b"],
+            "properties": {"a": {"type": "string"}, "b": {"type": "array", "items": {"type": "object",
+            "additionalProperties": false, "required": ["c"], "properties": {"c": {"type": "number"}}}}}});
+        assert!(check_strict(&strict, "#").is_ok());
+
+        let mut lax = strict.clone();
+        lax["properties"]["b"]["items"]["required"] = json!([]);
+        let err = check_strict(&lax, "#").unwrap_err();
+        assert!(
+            err.message()
+                .contains("#/properties/b/items: property \"c\" is not in \"required\""),
+            "{err}"
+        );
+
+        let mut open = strict;
+        open.as_object_mut().unwrap().remove("additionalProperties");
+        assert!(check_strict(&open, "#")
+            .unwrap_err()
+            .message()
+            .contains("\"additionalProperties\" is not false"));
+    }
+
+    #[test]
+    fn formats_parse_and_fences_come_off() {
+        assert_eq!(
+            ResponseFormat::from_request(None).unwrap(),
+            ResponseFormat::Text
+        );
+        assert_eq!(
+            ResponseFormat::from_request(Some(&json!({"type": "json_object"}))).unwrap(),
+            ResponseFormat::JsonObject
+        );
+        assert!(ResponseFormat::from_request(Some(&json!({"type": "xml"}))).is_err());
+        assert_eq!(unfence("```json\n{\"a\": 1}\n```"), "{\"a\": 1}");
+        assert_eq!(unfence(" {\"a\": 1} "), "{\"a\": 1}");
+    }
+}
