@@ -69,6 +69,12 @@ struct RawConfig {
     codex_workdir: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     reasoning_output: Option<String>,
+    #[serde(default, deserialize_with = "comma_list")]
+    effort_models: Vec<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    task_model: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    task_reasoning_effort: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     codex_home: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
@@ -111,6 +117,12 @@ pub struct Config {
     pub codex_workdir: Option<PathBuf>,
     /// Where codex's reasoning summary goes.
     pub reasoning_output: ReasoningOutput,
+    /// `EFFORT_MODELS`: efforts listed as extra model ids, `codex-local-<effort>`.
+    pub effort_models: Vec<String>,
+    /// `TASK_MODEL`: the codex model for OpenWebUI's background tasks (`### Task:` prompts).
+    pub task_model: Option<String>,
+    /// `TASK_REASONING_EFFORT`: the effort for those tasks.
+    pub task_reasoning_effort: Option<String>,
     /// Extra `-c key=value` overrides for every codex run (`CODEX_CONFIG`, `;`-separated).
     pub codex_config: Vec<String>,
     /// The codex home (login, config) codex runs with; unset means codex's own default.
@@ -171,6 +183,18 @@ fn number(name: &str, value: Option<&str>, default: u64, min: u64) -> Result<u64
             }),
     }
 }
+
+/// What a model id stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelChoice {
+    /// Passed as `-m`; `None` keeps codex's configured default.
+    pub model: Option<String>,
+    /// A reasoning effort the id carries (`codex-local-high`).
+    pub effort: Option<String>,
+}
+
+/// The reasoning efforts codex's models take.
+pub const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh"];
 
 /// A configuration problem, always naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -237,6 +261,20 @@ fn config_overrides(value: &str) -> Result<Vec<String>, ConfigError> {
         )));
     }
     Ok(pieces)
+}
+
+/// Efforts, each checked against [`REASONING_EFFORTS`].
+fn efforts(name: &str, values: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    match values
+        .iter()
+        .find(|v| !REASONING_EFFORTS.contains(&v.as_str()))
+    {
+        Some(bad) => Err(ConfigError(format!(
+            "{name} takes reasoning efforts from {}, got {bad:?}",
+            REASONING_EFFORTS.join(", ")
+        ))),
+        None => Ok(values),
+    }
 }
 
 impl Config {
@@ -358,6 +396,13 @@ impl Config {
                     )))
                 }
             },
+            effort_models: efforts("EFFORT_MODELS", raw.effort_models)?,
+            task_model: raw.task_model,
+            task_reasoning_effort: efforts(
+                "TASK_REASONING_EFFORT",
+                raw.task_reasoning_effort.into_iter().collect(),
+            )?
+            .pop(),
             reasoning_output: match raw.reasoning_output.as_deref() {
                 None | Some("reasoning_content") => ReasoningOutput::ReasoningContent,
                 Some("think") => ReasoningOutput::Think,
@@ -387,19 +432,46 @@ impl Config {
     }
 
     /// The model ids `/v1/models` lists, in order.
-    pub fn model_ids(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(DEFAULT_MODEL_ID).chain(self.codex_models.iter().map(String::as_str))
+    pub fn model_ids(&self) -> Vec<String> {
+        let bases: Vec<&str> = std::iter::once(DEFAULT_MODEL_ID)
+            .chain(self.codex_models.iter().map(String::as_str))
+            .collect();
+        let mut ids: Vec<String> = bases.iter().map(|id| id.to_string()).collect();
+        for base in &bases {
+            ids.extend(
+                self.effort_models
+                    .iter()
+                    .map(|effort| format!("{base}-{effort}")),
+            );
+        }
+        ids
     }
 
-    /// What codex gets as `-m` for a listed model id; `None` for an unlisted id.
-    pub fn resolve_model(&self, id: &str) -> Option<Option<String>> {
-        if id == DEFAULT_MODEL_ID {
-            Some(self.codex_model.clone())
-        } else if self.codex_models.iter().any(|m| m == id) {
-            Some(Some(id.to_owned()))
-        } else {
-            None
+    /// The codex model (`-m`) and reasoning effort behind a listed model id; `None` for an
+    /// unlisted id.
+    pub fn resolve_model(&self, id: &str) -> Option<ModelChoice> {
+        let base = |id: &str| {
+            if id == DEFAULT_MODEL_ID {
+                Some(self.codex_model.clone())
+            } else if self.codex_models.iter().any(|m| m == id) {
+                Some(Some(id.to_owned()))
+            } else {
+                None
+            }
+        };
+        if let Some(model) = base(id) {
+            return Some(ModelChoice {
+                model,
+                effort: None,
+            });
         }
+        self.effort_models.iter().find_map(|effort| {
+            let model = base(id.strip_suffix(effort.as_str())?.strip_suffix('-')?)?;
+            Some(ModelChoice {
+                model,
+                effort: Some(effort.clone()),
+            })
+        })
     }
 }
 
@@ -439,17 +511,46 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.api_keys, ["k1", "k2"]);
-        assert_eq!(
-            config.model_ids().collect::<Vec<_>>(),
-            ["codex-local", "gpt-5.5", "gpt-6-sol"]
-        );
+        assert_eq!(config.model_ids(), ["codex-local", "gpt-5.5", "gpt-6-sol"]);
         assert_eq!(config.codex_model, None);
+        let choice = |model: Option<&str>, effort: Option<&str>| {
+            Some(ModelChoice {
+                model: model.map(str::to_owned),
+                effort: effort.map(str::to_owned),
+            })
+        };
         assert_eq!(
             config.resolve_model("gpt-5.5"),
-            Some(Some("gpt-5.5".into()))
+            choice(Some("gpt-5.5"), None)
         );
-        assert_eq!(config.resolve_model("codex-local"), Some(None));
+        assert_eq!(config.resolve_model("codex-local"), choice(None, None));
         assert_eq!(config.resolve_model("gpt-4o"), None);
+
+        let config = Config::from_vars(vars(&[
+            ("CODEX_MODELS", "gpt-5.5"),
+            ("EFFORT_MODELS", "low,high"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.model_ids(),
+            [
+                "codex-local",
+                "gpt-5.5",
+                "codex-local-low",
+                "codex-local-high",
+                "gpt-5.5-low",
+                "gpt-5.5-high"
+            ]
+        );
+        assert_eq!(
+            config.resolve_model("gpt-5.5-high"),
+            choice(Some("gpt-5.5"), Some("high"))
+        );
+        assert_eq!(
+            config.resolve_model("codex-local-low"),
+            choice(None, Some("low"))
+        );
+        assert_eq!(config.resolve_model("codex-local-medium"), None);
     }
 
     #[test]
@@ -488,6 +589,8 @@ mod tests {
             ("CODEX_CONFIG", "no_equals_sign"),
             ("CODEX_TOOLS", "all"),
             ("REASONING_OUTPUT", "inline"),
+            ("EFFORT_MODELS", "low,turbo"),
+            ("TASK_REASONING_EFFORT", "tiny"),
             ("CODEX_WORKDIR", "/nonexistent/dir"),
         ] {
             let err = Config::from_vars(vars(&[(name, value)]))

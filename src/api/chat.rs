@@ -12,14 +12,14 @@ use tokio::{sync::OwnedSemaphorePermit, time::Instant};
 use super::{
     auth::Authorized,
     error::ApiError,
-    request::{ChatCompletionRequest, Stop},
+    request::{ChatCompletionRequest, ChatMessage, ContentPart, MessageContent, Role, Stop},
     response::{AssistantMessage, ChatCompletion, Choice, FunctionCallOut, ToolCallOut, Usage},
     sse::{self, ChunkHeader, ChunkStream},
     ApiTags, AppState,
 };
 use crate::{
     codex::{RunStream, Turn},
-    config::Limits,
+    config::{Limits, REASONING_EFFORTS},
     error::ProxyError,
     prompt,
     structured::ResponseFormat,
@@ -125,16 +125,11 @@ fn stop_sequences(stop: Option<&Stop>) -> Result<Vec<String>, ProxyError> {
     Ok(sequences)
 }
 
-/// The efforts the request may ask for, as codex's models name them.
-pub const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh"];
-
-/// `reasoning_effort` as a codex override, checked against [`REASONING_EFFORTS`].
-fn reasoning_effort(effort: Option<&str>) -> Result<Option<String>, ProxyError> {
+/// `reasoning_effort`, checked against [`REASONING_EFFORTS`].
+fn requested_effort(effort: Option<&str>) -> Result<Option<String>, ProxyError> {
     match effort {
         None => Ok(None),
-        Some(effort) if REASONING_EFFORTS.contains(&effort) => {
-            Ok(Some(format!("model_reasoning_effort=\"{effort}\"")))
-        }
+        Some(effort) if REASONING_EFFORTS.contains(&effort) => Ok(Some(effort.to_owned())),
         Some(other) => Err(ProxyError::invalid(
             format!(
                 "`reasoning_effort` {other:?} is not one of {}.",
@@ -143,6 +138,21 @@ fn reasoning_effort(effort: Option<&str>) -> Result<Option<String>, ProxyError> 
             "reasoning_effort",
         )),
     }
+}
+
+/// OpenWebUI's background tasks (titles, tags, follow-ups) arrive as a user message that
+/// starts with `### Task:`.
+fn is_background_task(messages: &[ChatMessage]) -> bool {
+    let last_user = messages.iter().rev().find(|m| m.role == Role::User);
+    let text = match last_user.and_then(|m| m.content.as_ref()) {
+        Some(MessageContent::Text(text)) => text.as_str(),
+        Some(MessageContent::Parts(parts)) => match parts.first() {
+            Some(ContentPart::Text(part)) => part.text.as_str(),
+            _ => "",
+        },
+        None => "",
+    };
+    text.trim_start().starts_with("### Task:")
 }
 
 /// Waits up to `QUEUE_TIMEOUT_SECS` for one of the `MAX_CONCURRENCY` codex slots.
@@ -205,10 +215,17 @@ impl Plan {
                 "n",
             ));
         }
-        let model = state
+        let choice = state
             .config
             .resolve_model(&request.model)
             .ok_or_else(|| ProxyError::ModelNotFound(request.model.clone()))?;
+        // The request's own effort wins, then the model id's, then the task routing's.
+        let task = is_background_task(&request.messages);
+        let routed = |setting: &Option<String>| if task { setting.clone() } else { None };
+        let model = routed(&state.config.task_model).or(choice.model);
+        let effort = requested_effort(request.reasoning_effort.as_deref())?
+            .or(choice.effort)
+            .or(routed(&state.config.task_reasoning_effort));
         let tools = ToolSet::from_request(
             request.tools.as_deref(),
             request.tool_choice.as_ref(),
@@ -226,7 +243,8 @@ impl Plan {
                 prompt: prompt.text,
                 model,
                 images: prompt.images,
-                config: reasoning_effort(request.reasoning_effort.as_deref())?
+                config: effort
+                    .map(|effort| format!("model_reasoning_effort=\"{effort}\""))
                     .into_iter()
                     .collect(),
                 output_schema: match &format {

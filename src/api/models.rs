@@ -27,8 +27,9 @@ impl ModelsApi {
             .state
             .config
             .model_ids()
+            .into_iter()
             .map(|id| Model {
-                id: id.to_owned(),
+                id,
                 object: "model".into(),
                 created: self.state.started_at,
                 owned_by: "codex".into(),

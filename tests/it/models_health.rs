@@ -113,3 +113,85 @@ async fn health_is_degraded_with_the_reason_when_codex_is_missing() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn effort_model_ids_are_listed_and_carry_their_effort() {
+    let cli = client(&[("EFFORT_MODELS", "low,high")]);
+    let (_, list) = json_of(cli.get("/v1/models").send().await).await;
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["codex-local", "codex-local-low", "codex-local-high"]);
+    let request = json!({"model": "codex-local-high", "messages": [{"role": "user", "content": "[[config]]"}]});
+    let (status, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&request)
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("model_reasoning_effort=\"high\""));
+}
+
+#[tokio::test]
+async fn openwebui_background_tasks_can_go_to_a_cheaper_configuration() {
+    let cli = client(&[
+        ("TASK_MODEL", "gpt-5.6-luna"),
+        ("TASK_REASONING_EFFORT", "low"),
+    ]);
+    let task = json!({"model": "codex-local", "messages": [
+        {"role": "user", "content": "### Task:\nGenerate a concise title. [[http400]]"}
+    ]});
+    let (_, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&task)
+            .send()
+            .await,
+    )
+    .await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`gpt-5.6-luna`"),
+        "the task ran on TASK_MODEL: {body}"
+    );
+
+    let chat = json!({"model": "codex-local", "messages": [{"role": "user", "content": "Hello [[config]]"}]});
+    let (_, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&chat)
+            .send()
+            .await,
+    )
+    .await;
+    assert!(
+        !body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("model_reasoning_effort"),
+        "{body}"
+    );
+    let task = json!({"model": "codex-local", "messages": [{"role": "user", "content": "### Task:\nTags. [[config]]"}]});
+    let (_, body) = json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(&task)
+            .send()
+            .await,
+    )
+    .await;
+    assert!(
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("model_reasoning_effort=\"low\""),
+        "{body}"
+    );
+}
