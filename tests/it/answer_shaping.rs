@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{chat, client, json_of, sse_of};
+use crate::support::{chat, client, json_of, redact, snapshot, sse_of};
 
 #[tokio::test]
 async fn stop_ends_the_answer_before_the_sequence_streamed_or_not() {
@@ -22,6 +22,7 @@ async fn stop_ends_the_answer_before_the_sequence_streamed_or_not() {
         "First message.\n\n"
     );
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    snapshot!("shaping_stop_json", redact(body.clone()));
 
     request["stream"] = json!(true);
     request["stop"] = json!("Second");
@@ -69,6 +70,7 @@ async fn reasoning_output_think_wraps_the_summary_in_the_content() {
         "<think>\n**Thinking** about the mock question before answering.\n</think>\n\nReasoned answer from the mock model."
     );
     assert!(message.get("reasoning_content").is_none());
+    snapshot!("shaping_reasoning_think_json", redact(body.clone()));
 }
 
 #[tokio::test]
@@ -111,6 +113,7 @@ async fn a_json_schema_goes_to_codex_and_the_answer_is_its_json() {
         json!({"city": "mock", "temperature": 1}),
         "fake-codex answered from the schema file it was given"
     );
+    snapshot!("shaping_json_schema_json", redact(body));
 }
 
 #[tokio::test]
@@ -136,6 +139,7 @@ async fn a_schema_that_breaks_openais_strict_rules_is_a_400_saying_which() {
             .contains("additionalProperties"),
         "{body}"
     );
+    snapshot!("shaping_json_schema_not_strict", body);
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{client, json_of};
+use crate::support::{client, json_of, snapshot};
 
 const PNG_1X1: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 const GIF_1X1: &str =
@@ -70,10 +70,10 @@ async fn the_prompt_marks_where_each_image_stood() {
 
 #[tokio::test]
 async fn a_bad_image_is_a_400_naming_the_part() {
-    for url in [
-        "https://example.com/cat.png",
-        "data:image/png;base64,R0lGODlh",
-        "data:image/bmp;base64,Qk0=",
+    for (name, url) in [
+        ("http_url", "https://example.com/cat.png"),
+        ("not_the_declared_type", "data:image/png;base64,R0lGODlh"),
+        ("unsupported_type", "data:image/bmp;base64,Qk0="),
     ] {
         let (status, body) = json_of(
             client(&[])
@@ -88,5 +88,6 @@ async fn a_bad_image_is_a_400_naming_the_part() {
             body["error"]["param"], "messages[0].content[1].image_url.url",
             "{url}"
         );
+        snapshot!(format!("image_refused_{name}"), body);
     }
 }
