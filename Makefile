@@ -10,7 +10,7 @@ SNAPSHOT_REFS := target/snapshot-refs.txt
 CODEX_VERSION := 0.169.0
 CODEX_DIR := .tools/codex-$(CODEX_VERSION)
 
-.PHONY: help run demo build test test-rust test-real-codex test-python test-docker check-snapshots bench lint fmt clean
+.PHONY: help run demo build test test-rust test-real-codex test-python test-node test-docker check-snapshots bench lint fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -25,7 +25,7 @@ demo: ## Serve on fake-codex: no codex install or account needed
 build: ## Build the server and fake-codex (debug)
 	$(CARGO) build --locked --bins
 
-test: test-rust check-snapshots test-real-codex test-python test-docker ## Run every test: Rust suite, snapshots, real codex, SDK conformance, spec fuzzing, container checks
+test: test-rust check-snapshots test-real-codex test-python test-node test-docker ## Run every test: Rust suite, snapshots, real codex, SDK conformance, spec fuzzing, container checks
 
 test-rust: ## Unit and integration tests; snapshots must match (never rewritten here)
 	@mkdir -p target && rm -f $(SNAPSHOT_REFS)
@@ -38,6 +38,15 @@ $(CODEX_DIR)/.installed:
 test-real-codex: $(CODEX_DIR)/.installed ## The proxy on the real codex CLI $(CODEX_VERSION), offline against a mock model
 	REAL_CODEX=$$(find $(CURDIR)/$(CODEX_DIR)/node_modules/@openai -path '*/bin/codex' -type f | head -n 1) \
 	  $(CARGO) test --locked --test real_codex
+
+tests/node/node_modules/.installed: tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund
+	touch $@
+
+test-node: tests/node/node_modules/.installed ## The official OpenAI Node SDK against the server on fake-codex
+	$(CARGO) build --locked --bins
+	PROXY_BIN=$(CURDIR)/target/debug/codex-openai-proxy FAKE_CODEX=$(CURDIR)/target/debug/fake-codex \
+	  node --test tests/node/
 
 $(DOCKER_VENV)/.installed:
 	$(PYTHON) -m venv $(DOCKER_VENV)

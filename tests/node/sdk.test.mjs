@@ -1,0 +1,115 @@
+// The official OpenAI Node SDK against the proxy on fake-codex: plain, streamed, tools.
+// PROXY_BIN and FAKE_CODEX name the binaries; the Makefile builds them.
+import { spawn } from "node:child_process";
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import OpenAI from "openai";
+
+const API_KEY = "node-sdk-key";
+let server;
+let client;
+
+before(async () => {
+  server = spawn(process.env.PROXY_BIN, [], {
+    env: {
+      PATH: process.env.PATH,
+      HOST: "127.0.0.1",
+      PORT: "0",
+      API_KEYS: API_KEY,
+      CODEX_PATH: process.env.FAKE_CODEX,
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const baseURL = await new Promise((resolve, reject) => {
+    let log = "";
+    const timer = setTimeout(() => reject(new Error(`no address announced: ${log}`)), 30000);
+    server.stderr.on("data", (chunk) => {
+      log += chunk;
+      const match = log.match(/listening on (http:\/\/[0-9.:]+)/);
+      if (match) {
+        clearTimeout(timer);
+        resolve(`${match[1]}/v1`);
+      }
+    });
+  });
+  client = new OpenAI({ baseURL, apiKey: API_KEY, maxRetries: 0 });
+});
+
+after(() => server?.kill("SIGTERM"));
+
+const weather = {
+  type: "function",
+  function: {
+    name: "get_weather",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+  },
+};
+
+test("a plain completion with usage", async () => {
+  const reply = await client.chat.completions.create({
+    model: "codex-local",
+    messages: [{ role: "user", content: "say hi [[reasoning]]" }],
+  });
+  assert.equal(reply.choices[0].message.content, "Reasoned answer from the mock model.");
+  assert.equal(reply.choices[0].finish_reason, "stop");
+  assert.equal(reply.usage.total_tokens, 139);
+});
+
+test("a streamed completion with include_usage", async () => {
+  const stream = await client.chat.completions.create({
+    model: "codex-local",
+    messages: [{ role: "user", content: "say hi [[multi]]" }],
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = "";
+  const finishes = [];
+  let usage;
+  for await (const chunk of stream) {
+    if (chunk.choices.length) {
+      text += chunk.choices[0].delta.content ?? "";
+      if (chunk.choices[0].finish_reason) finishes.push(chunk.choices[0].finish_reason);
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.equal(text, "First message.\n\nSecond message.");
+  assert.deepEqual(finishes, ["stop"]);
+  assert.equal(usage.total_tokens, 134);
+});
+
+test("tool calls, plain and streamed by index", async () => {
+  const reply = await client.chat.completions.create({
+    model: "codex-local",
+    messages: [{ role: "user", content: "Weather? [[tool_calls_two]]" }],
+    tools: [weather],
+  });
+  assert.equal(reply.choices[0].finish_reason, "tool_calls");
+  assert.deepEqual(
+    reply.choices[0].message.tool_calls.map((c) => JSON.parse(c.function.arguments).city),
+    ["Paris", "Rome"],
+  );
+
+  const stream = await client.chat.completions.create({
+    model: "codex-local",
+    messages: [{ role: "user", content: "Weather? [[tool_calls_two]]" }],
+    tools: [weather],
+    stream: true,
+  });
+  const calls = [];
+  for await (const chunk of stream) {
+    for (const piece of chunk.choices[0]?.delta?.tool_calls ?? []) {
+      calls[piece.index] ??= { name: "", arguments: "" };
+      calls[piece.index].name += piece.function?.name ?? "";
+      calls[piece.index].arguments += piece.function?.arguments ?? "";
+    }
+  }
+  assert.deepEqual(calls.map((c) => [c.name, JSON.parse(c.arguments).city]), [
+    ["get_weather", "Paris"],
+    ["get_weather", "Rome"],
+  ]);
+});
+
+test("a wrong key is an AuthenticationError", async () => {
+  const bad = new OpenAI({ baseURL: client.baseURL, apiKey: "wrong", maxRetries: 0 });
+  await assert.rejects(bad.models.list(), (err) => err instanceof OpenAI.AuthenticationError);
+});
