@@ -69,6 +69,8 @@ struct RawConfig {
     codex_workdir: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     reasoning_output: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    log_format: Option<String>,
     #[serde(default, deserialize_with = "comma_list")]
     effort_models: Vec<String>,
     #[serde(default, deserialize_with = "non_empty")]
@@ -117,6 +119,8 @@ pub struct Config {
     pub codex_workdir: Option<PathBuf>,
     /// Where codex's reasoning summary goes.
     pub reasoning_output: ReasoningOutput,
+    /// `LOG_FORMAT`: `text` (default) or `json`, one object per line.
+    pub log_json: bool,
     /// `EFFORT_MODELS`: efforts listed as extra model ids, `codex-local-<effort>`.
     pub effort_models: Vec<String>,
     /// `TASK_MODEL`: the codex model for OpenWebUI's background tasks (`### Task:` prompts).
@@ -403,6 +407,11 @@ impl Config {
                 raw.task_reasoning_effort.into_iter().collect(),
             )?
             .pop(),
+            log_json: match raw.log_format.as_deref() {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => return Err(ConfigError(format!("LOG_FORMAT must be text or json, got {other:?}"))),
+            },
             reasoning_output: match raw.reasoning_output.as_deref() {
                 None | Some("reasoning_content") => ReasoningOutput::ReasoningContent,
                 Some("think") => ReasoningOutput::Think,
@@ -589,6 +598,7 @@ mod tests {
             ("CODEX_CONFIG", "no_equals_sign"),
             ("CODEX_TOOLS", "all"),
             ("REASONING_OUTPUT", "inline"),
+            ("LOG_FORMAT", "yaml"),
             ("EFFORT_MODELS", "low,turbo"),
             ("TASK_REASONING_EFFORT", "tiny"),
             ("CODEX_WORKDIR", "/nonexistent/dir"),

@@ -8,11 +8,13 @@ use futures_util::{future::BoxFuture, FutureExt, Stream, StreamExt};
 use poem::web::RemoteAddr;
 use poem_openapi::{payload::Json, ApiResponse, OpenApi, ResponseContent};
 use tokio::{sync::OwnedSemaphorePermit, time::Instant};
+use tracing::Span;
 
 use super::{
     auth::Authorized,
     error::ApiError,
     request::{ChatCompletionRequest, ChatMessage, ContentPart, MessageContent, Role, Stop},
+    request_id::InSpan,
     response::{AssistantMessage, ChatCompletion, Choice, FunctionCallOut, ToolCallOut, Usage},
     sse::{self, ChunkHeader, ChunkStream},
     ApiTags, AppState,
@@ -99,7 +101,12 @@ impl ChatApi {
             include_usage: plan.include_usage,
         };
         if plan.stream {
-            let body = sse::render(header, deltas, state.config.keepalive).boxed();
+            // The reply streams out after this handler returns; it keeps the request's span.
+            let body = InSpan::new(
+                sse::render(header, deltas, state.config.keepalive).boxed(),
+                Span::current(),
+            )
+            .boxed();
             Ok(ChatResponse::Ok(ChatBody::Stream(ChunkStream(body))))
         } else {
             Ok(ChatResponse::Ok(ChatBody::Json(Json(

@@ -8,6 +8,7 @@ pub mod explain;
 pub mod health;
 pub mod models;
 pub mod request;
+pub mod request_id;
 pub mod response;
 pub mod sse;
 
@@ -21,6 +22,7 @@ use poem::{
 use poem_openapi::{OpenApiService, Tags};
 
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::{
     codex::exec::SharedBackend, config::Config, connection::ConnectionRegistry, error::ProxyError,
@@ -102,24 +104,33 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/", api)
         .data(keys)
         .around(move |ep, req| async move {
-            let path = req.uri().path().to_owned();
-            let (req, body) = match read_body(req, max_body).await {
-                Ok(read) => read,
-                Err(err) => return Ok(error::error_response(&err)),
-            };
-            Ok(match ep.call(req).await {
-                Ok(response) => response.into_response(),
-                Err(err)
-                    if err.status() == StatusCode::BAD_REQUEST && !err.is::<error::ApiError>() =>
-                {
-                    match explain::explain(&body) {
-                        Some(precise) => error::error_response(&precise),
-                        None => error::normalize(err, &path),
-                    }
-                }
-                Err(err) => error::normalize(err, &path),
-            })
+            let id = request_id::request_id(&req);
+            let span = request_id::span(&req, &id);
+            let mut response = handle(ep, req, max_body).instrument(span).await;
+            response
+                .headers_mut()
+                .insert(request_id::HEADER, request_id::header_value(&id));
+            Ok(response)
         })
+}
+
+/// One request through the API, inside its span: body limit, the endpoint, error shaping.
+async fn handle<E: Endpoint>(ep: std::sync::Arc<E>, req: Request, max_body: usize) -> Response {
+    let path = req.uri().path().to_owned();
+    let (req, body) = match read_body(req, max_body).await {
+        Ok(read) => read,
+        Err(err) => return error::error_response(&err),
+    };
+    match ep.call(req).await {
+        Ok(response) => response.into_response(),
+        Err(err) if err.status() == StatusCode::BAD_REQUEST && !err.is::<error::ApiError>() => {
+            match explain::explain(&body) {
+                Some(precise) => error::error_response(&precise),
+                None => error::normalize(err, &path),
+            }
+        }
+        Err(err) => error::normalize(err, &path),
+    }
 }
 
 /// Reads the body, refusing one over `MAX_BODY_BYTES` with a 413 by its declared length or, when

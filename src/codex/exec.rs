@@ -15,6 +15,7 @@ use tokio::{
     io::{AsyncRead, AsyncWriteExt},
     process::Command,
 };
+use tracing::Instrument;
 
 use super::{
     lines::{CappedLines, Line},
@@ -230,13 +231,19 @@ impl Backend for ExecBackend {
         // against codex's output; dropping the handle closes stdin, which codex waits for.
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let prompt = turn.prompt;
-        tokio::spawn(async move {
-            if let Err(err) = stdin.write_all(prompt.as_bytes()).await {
-                tracing::warn!(%err, "could not write the prompt to codex");
+        tokio::spawn(
+            async move {
+                if let Err(err) = stdin.write_all(prompt.as_bytes()).await {
+                    tracing::warn!(%err, "could not write the prompt to codex");
+                }
             }
-        });
+            .instrument(tracing::Span::current()),
+        );
         let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = tokio::spawn(stderr_tail(child.stderr.take().expect("stderr is piped")));
+        let stderr = tokio::spawn(
+            stderr_tail(child.stderr.take().expect("stderr is piped"))
+                .instrument(tracing::Span::current()),
+        );
 
         Ok(async_stream::stream! {
             // Held by the stream: dropping the stream (client gone, error) kills the group and

@@ -15,6 +15,7 @@ mod images;
 mod lifecycle;
 mod limits;
 mod models_health;
+mod observability;
 mod safety;
 mod scenarios;
 mod spec;

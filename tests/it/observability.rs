@@ -1,0 +1,87 @@
+//! Request ids and logs: an id from `X-Request-Id` (or a new one) comes back in the response and
+//! is on every log line the request causes, with OpenWebUI's user and chat headers.
+
+use crate::{
+    server::Server,
+    support::{chat, client},
+};
+
+#[tokio::test]
+async fn the_request_id_is_taken_or_made_and_returned() {
+    let cli = client(&[]);
+    let resp = cli
+        .post("/v1/chat/completions")
+        .header("X-Request-Id", "abc-123")
+        .body_json(&chat("hi", false))
+        .send()
+        .await;
+    assert_eq!(resp.0.headers().get("x-request-id").unwrap(), "abc-123");
+    let resp = cli.get("/v1/models").send().await;
+    let made = resp
+        .0
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(made.starts_with("req_") && made.len() == 28, "{made}");
+    let resp = cli
+        .get("/health")
+        .header("X-Request-Id", "bad id with spaces")
+        .send()
+        .await;
+    assert!(resp
+        .0
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("req_"));
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_openwebui_headers() {
+    let server = Server::start(&[("LOG_FORMAT", "json"), ("LOG_LEVEL", "info")]);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", server.base))
+        .header("X-Request-Id", "trace-me-42")
+        .header("X-OpenWebUI-User-Id", "user-7")
+        .header("X-OpenWebUI-Chat-Id", "chat-9")
+        .header("X-OpenWebUI-User-Email", "someone@example.com")
+        .json(&chat("hi", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-me-42");
+    resp.text().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let found = server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains("chat completion"))
+            .cloned();
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(std::time::Instant::now() < deadline, "no request log line");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    assert_eq!(event["span"]["request_id"], "trace-me-42", "{event}");
+    assert_eq!(event["span"]["openwebui_user_id"], "user-7", "{event}");
+    assert_eq!(event["span"]["openwebui_chat_id"], "chat-9", "{event}");
+    assert!(
+        !server
+            .log
+            .lock()
+            .unwrap()
+            .join("\n")
+            .contains("someone@example.com"),
+        "e-mail addresses stay out of logs"
+    );
+}
