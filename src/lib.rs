@@ -10,6 +10,7 @@ pub mod connection;
 pub mod error;
 pub mod ids;
 pub mod images;
+pub mod metrics;
 pub mod prompt;
 pub mod structured;
 pub mod tools;

@@ -23,6 +23,7 @@ use crate::{
     codex::{RunStream, Turn},
     config::{Limits, REASONING_EFFORTS},
     error::ProxyError,
+    metrics::{Metrics, RunGuard},
     prompt,
     structured::ResponseFormat,
     tools::ToolSet,
@@ -65,7 +66,23 @@ impl ChatApi {
         remote: &RemoteAddr,
         body: Json<ChatCompletionRequest>,
     ) -> Result<ChatResponse, ApiError> {
-        let request = body.0;
+        let model = body.0.model.clone();
+        let result = self.answer(remote, body.0).await;
+        let status = match &result {
+            Ok(_) => 200,
+            Err(err) => err.0.status().as_u16(),
+        };
+        self.state.metrics.request(&model, status);
+        result
+    }
+}
+
+impl ChatApi {
+    async fn answer(
+        &self,
+        remote: &RemoteAddr,
+        request: ChatCompletionRequest,
+    ) -> Result<ChatResponse, ApiError> {
         let state = &self.state;
         let plan = Plan::from_request(state, &request)?;
         check_prompt_size(&plan.turn.prompt, state.config.limits.max_prompt_tokens).await?;
@@ -88,6 +105,8 @@ impl ChatApi {
             Run {
                 events: run,
                 permit,
+                _run: state.metrics.run(),
+                metrics: state.metrics.clone(),
                 limits: state.config.limits.clone(),
                 client_gone: client_gone().boxed(),
             },
@@ -165,6 +184,7 @@ fn is_background_task(messages: &[ChatMessage]) -> bool {
 /// Waits up to `QUEUE_TIMEOUT_SECS` for one of the `MAX_CONCURRENCY` codex slots.
 async fn take_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ProxyError> {
     let limits = &state.config.limits;
+    let _queued = state.metrics.queued();
     match tokio::time::timeout(limits.queue_timeout, state.slots.clone().acquire_owned()).await {
         Ok(Ok(permit)) => Ok(permit),
         _ => {
@@ -201,6 +221,9 @@ struct Run {
     events: RunStream,
     /// The codex slot; released when the reply's stream ends or is dropped.
     permit: OwnedSemaphorePermit,
+    /// Counts the run as running and times it, until the reply ends.
+    _run: RunGuard,
+    metrics: Arc<Metrics>,
     limits: Limits,
     /// Resolves if the client closes its connection first.
     client_gone: BoxFuture<'static, ()>,
@@ -283,8 +306,9 @@ fn deltas(
     options: Options,
 ) -> impl Stream<Item = Delta> + Send + 'static {
     async_stream::stream! {
-        let Run { mut events, permit, limits, mut client_gone } = run;
+        let Run { mut events, permit, _run, metrics, limits, mut client_gone } = run;
         let _permit = permit;
+        let _run = _run;
         let mut translator = Translator::with_options(prompt, options);
         let deadline = Instant::now() + limits.codex_timeout;
         loop {
@@ -314,6 +338,9 @@ fn deltas(
                 }
             };
             for delta in translator.on_run_event(event) {
+                if let Delta::Finish { usage, .. } = &delta {
+                    metrics.tokens(usage);
+                }
                 let terminal = delta.is_terminal();
                 yield delta;
                 if terminal {

@@ -48,6 +48,7 @@ const ALLOWED_METHODS: &[(&str, &str)] = &[
     ("/v1/chat/completions", "POST"),
     ("/v1/models", "GET"),
     ("/health", "GET"),
+    ("/metrics", "GET"),
     ("/openapi.json", "GET"),
 ];
 

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use poem_openapi::{payload::Json, ApiResponse, OpenApi};
+use poem_openapi::{
+    payload::{Json, PlainText},
+    ApiResponse, OpenApi,
+};
 
 use super::{
     response::{CodexHealth, Health, HealthState},
@@ -54,5 +57,15 @@ impl HealthApi {
                 }))
             }
         }
+    }
+
+    /// Prometheus metrics
+    ///
+    /// Open without an API key, like `/health`: requests by model and status
+    /// (`codex_proxy_requests_total`), codex runs running and queued, run durations, tokens by
+    /// kind.
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
+    async fn metrics(&self) -> PlainText<String> {
+        PlainText(self.state.metrics.render())
     }
 }

@@ -26,6 +26,7 @@ use tracing::Instrument;
 
 use crate::{
     codex::exec::SharedBackend, config::Config, connection::ConnectionRegistry, error::ProxyError,
+    metrics::Metrics,
 };
 
 /// What every handler shares.
@@ -36,6 +37,7 @@ pub struct AppState {
     pub slots: Arc<Semaphore>,
     /// Open connections, to notice a client leaving mid-request.
     pub connections: Arc<ConnectionRegistry>,
+    pub metrics: Arc<Metrics>,
     /// Unix seconds; reported as the models' `created`.
     pub started_at: i64,
 }
@@ -51,6 +53,7 @@ impl AppState {
             config,
             backend,
             connections,
+            metrics: Arc::default(),
             started_at: chat::unix_now(),
         }
     }

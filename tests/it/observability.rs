@@ -85,3 +85,45 @@ async fn json_logs_carry_the_request_id_and_openwebui_headers() {
         "e-mail addresses stay out of logs"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_requests_runs_and_tokens() {
+    let cli = client(&[("API_KEYS", "k")]);
+    let auth = ("Authorization", "Bearer k");
+    cli.post("/v1/chat/completions")
+        .header(auth.0, auth.1)
+        .body_json(&chat("hi [[reasoning]]", false))
+        .send()
+        .await;
+    cli.post("/v1/chat/completions")
+        .header(auth.0, auth.1)
+        .body_json(&chat("[[http429]]", false))
+        .send()
+        .await;
+    let body =
+        serde_json::json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]});
+    cli.post("/v1/chat/completions")
+        .header(auth.0, auth.1)
+        .body_json(&body)
+        .send()
+        .await;
+
+    let resp = cli.get("/metrics").send().await; // open, like /health
+    assert_eq!(resp.0.status().as_u16(), 200);
+    let text = resp.0.into_body().into_string().await.unwrap();
+    for line in [
+        "codex_proxy_requests_total{model=\"codex-local\",status=\"200\"} 1",
+        "codex_proxy_requests_total{model=\"codex-local\",status=\"429\"} 1",
+        "codex_proxy_requests_total{model=\"nope\",status=\"404\"} 1",
+        "codex_proxy_tokens_total{kind=\"prompt\"} 120",
+        "codex_proxy_tokens_total{kind=\"reasoning\"} 7",
+        "codex_proxy_codex_running 0",
+        "codex_proxy_codex_queued 0",
+        "codex_proxy_codex_run_seconds_count 2",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}

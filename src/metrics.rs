@@ -1,0 +1,146 @@
+//! Prometheus metrics, served at `/metrics`: requests by model and status, codex runs running and
+//! queued, how long runs take, and tokens by kind.
+
+use std::time::Instant;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+use crate::usage::TokenUsage;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    running: IntGauge,
+    queued: IntGauge,
+    run_seconds: Histogram,
+    tokens: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "codex_proxy_requests_total",
+                "Chat completion requests by model and HTTP status",
+            ),
+            &["model", "status"],
+        )
+        .expect("valid metric");
+        let running = IntGauge::new("codex_proxy_codex_running", "codex runs in progress")
+            .expect("valid metric");
+        let queued = IntGauge::new(
+            "codex_proxy_codex_queued",
+            "Requests waiting for a codex slot",
+        )
+        .expect("valid metric");
+        let run_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "codex_proxy_codex_run_seconds",
+                "How long codex runs take, start to end",
+            )
+            .buckets(vec![
+                0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+            ]),
+        )
+        .expect("valid metric");
+        let tokens = IntCounterVec::new(
+            Opts::new(
+                "codex_proxy_tokens_total",
+                "Tokens by kind: prompt, completion, cached, reasoning",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let registry = Registry::new();
+        for metric in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(running.clone()),
+            Box::new(queued.clone()),
+            Box::new(run_seconds.clone()),
+            Box::new(tokens.clone()),
+        ] {
+            registry.register(metric).expect("metrics register once");
+        }
+        Metrics {
+            registry,
+            requests,
+            running,
+            queued,
+            run_seconds,
+            tokens,
+        }
+    }
+
+    pub fn request(&self, model: &str, status: u16) {
+        self.requests
+            .with_label_values(&[model, &status.to_string()])
+            .inc();
+    }
+
+    pub fn tokens(&self, usage: &TokenUsage) {
+        for (kind, count) in [
+            ("prompt", usage.prompt_tokens),
+            ("completion", usage.completion_tokens),
+            ("cached", usage.cached_tokens),
+            ("reasoning", usage.reasoning_tokens),
+        ] {
+            self.tokens.with_label_values(&[kind]).inc_by(count);
+        }
+    }
+
+    /// Counts a request as queued until the guard is dropped.
+    pub fn queued(&self) -> GaugeGuard {
+        GaugeGuard::new(self.queued.clone())
+    }
+
+    /// Counts a codex run as running, and times it, until the guard is dropped.
+    pub fn run(&self) -> RunGuard {
+        RunGuard {
+            _running: GaugeGuard::new(self.running.clone()),
+            histogram: self.run_seconds.clone(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+pub struct GaugeGuard(IntGauge);
+
+impl GaugeGuard {
+    fn new(gauge: IntGauge) -> Self {
+        gauge.inc();
+        GaugeGuard(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+pub struct RunGuard {
+    _running: GaugeGuard,
+    histogram: Histogram,
+    started: Instant,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.histogram.observe(self.started.elapsed().as_secs_f64());
+    }
+}
