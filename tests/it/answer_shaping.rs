@@ -2,20 +2,14 @@
 
 use serde_json::json;
 
-use crate::support::{chat, client, json_of, redact, snapshot, sse_of};
+use crate::support::{chat, client, json_of, post_chat, redact, snapshot, sse_of};
 
 #[tokio::test]
 async fn stop_ends_the_answer_before_the_sequence_streamed_or_not() {
     let cli = client(&[]);
     let mut request = chat("[[multi]]", false);
     request["stop"] = json!(["Second", "never"]);
-    let (status, body) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&request)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, body) = post_chat(&cli, &request).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["choices"][0]["message"]["content"],
@@ -40,13 +34,7 @@ async fn stop_ends_the_answer_before_the_sequence_streamed_or_not() {
     assert_eq!(content, "First message.\n\n");
 
     request["stop"] = json!(["a", "b", "c", "d", "e"]);
-    let (status, body) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&request)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, body) = post_chat(&cli, &request).await;
     assert_eq!(
         (status, body["error"]["param"].as_str()),
         (400, Some("stop"))
@@ -97,14 +85,7 @@ fn schema() -> serde_json::Value {
 async fn a_json_schema_goes_to_codex_and_the_answer_is_its_json() {
     let mut request = chat("[[json]]", false);
     request["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "weather", "strict": true, "schema": schema()}});
-    let (status, body) = json_of(
-        client(&[])
-            .post("/v1/chat/completions")
-            .body_json(&request)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, body) = post_chat(&client(&[]), &request).await;
     assert_eq!(status, 200, "{body}");
     let answer: serde_json::Value =
         serde_json::from_str(body["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
@@ -123,14 +104,7 @@ async fn a_schema_that_breaks_openais_strict_rules_is_a_400_saying_which() {
     let mut request = chat("[[json]]", false);
     request["response_format"] =
         json!({"type": "json_schema", "json_schema": {"name": "weather", "schema": lax}});
-    let (status, body) = json_of(
-        client(&[])
-            .post("/v1/chat/completions")
-            .body_json(&request)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, body) = post_chat(&client(&[]), &request).await;
     assert_eq!(status, 400, "{body}");
     assert!(
         body["error"]["message"]
@@ -147,13 +121,7 @@ async fn json_object_asks_for_json_unfences_it_and_refuses_prose() {
     let cli = client(&[]);
     let mut request = chat("[[fenced_json]]", false);
     request["response_format"] = json!({"type": "json_object"});
-    let (status, body) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&request)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, body) = post_chat(&cli, &request).await;
     assert_eq!(
         (status, body["choices"][0]["message"]["content"].as_str()),
         (200, Some("{\"answer\": 42}")),
@@ -161,13 +129,7 @@ async fn json_object_asks_for_json_unfences_it_and_refuses_prose() {
     );
 
     request["messages"][0]["content"] = json!("[[echo]]");
-    let (status, body) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&request)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, body) = post_chat(&cli, &request).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (502, Some("codex_error")),

@@ -3,17 +3,10 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{chat, client, json_of, redact, snapshot, text_snapshot};
+use crate::support::{chat, client, json_of, post_chat, redact, snapshot, text_snapshot};
 
 async fn post(body: Value) -> (u16, Value) {
-    json_of(
-        client(&[])
-            .post("/v1/chat/completions")
-            .body_json(&body)
-            .send()
-            .await,
-    )
-    .await
+    post_chat(&client(&[]), &body).await
 }
 
 fn assert_openai_error(status: u16, body: &Value, expected_status: u16) {

@@ -5,7 +5,9 @@ use std::{os::unix::fs::PermissionsExt, time::Duration};
 
 use serde_json::{json, Value};
 
-use crate::support::{all_gone_within, chat, client, json_of, pids_from, redact, snapshot, sse_of};
+use crate::support::{
+    all_gone_within, chat, client, json_of, pids_from, post_chat, redact, snapshot, sse_of,
+};
 
 #[tokio::test]
 async fn a_full_queue_answers_429_with_retry_after_and_a_freed_slot_is_reused() {
@@ -162,13 +164,7 @@ async fn the_idle_deadline_ends_a_stream_in_band() {
 async fn a_body_over_the_limit_is_413_whether_its_length_is_declared_or_not() {
     let cli = client(&[("MAX_BODY_BYTES", "2048")]);
     let big = chat(&"x".repeat(4000), false);
-    let (status, body) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&big)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, body) = post_chat(&cli, &big).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (413, Some("request_too_large")),

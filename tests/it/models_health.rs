@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{client, json_of, redact, snapshot};
+use crate::support::{client, json_of, post_chat, redact, snapshot};
 
 #[tokio::test]
 async fn models_lists_codex_local_and_the_configured_extras() {
@@ -68,13 +68,7 @@ async fn codex_model_is_the_model_behind_codex_local() {
     let cli = client(&[("CODEX_MODEL", "my-model")]);
     let request =
         json!({"model": "codex-local", "messages": [{"role": "user", "content": "[[http400]]"}]});
-    let (_, body) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&request)
-            .send()
-            .await,
-    )
-    .await;
+    let (_, body) = post_chat(&cli, &request).await;
     assert!(
         body["error"]["message"]
             .as_str()
@@ -126,13 +120,7 @@ async fn effort_model_ids_are_listed_and_carry_their_effort() {
         .collect();
     assert_eq!(ids, ["codex-local", "codex-local-low", "codex-local-high"]);
     let request = json!({"model": "codex-local-high", "messages": [{"role": "user", "content": "[[config]]"}]});
-    let (status, body) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&request)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, body) = post_chat(&cli, &request).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["choices"][0]["message"]["content"]
         .as_str()
@@ -149,13 +137,7 @@ async fn openwebui_background_tasks_can_go_to_a_cheaper_configuration() {
     let task = json!({"model": "codex-local", "messages": [
         {"role": "user", "content": "### Task:\nGenerate a concise title. [[http400]]"}
     ]});
-    let (_, body) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&task)
-            .send()
-            .await,
-    )
-    .await;
+    let (_, body) = post_chat(&cli, &task).await;
     assert!(
         body["error"]["message"]
             .as_str()
@@ -165,13 +147,7 @@ async fn openwebui_background_tasks_can_go_to_a_cheaper_configuration() {
     );
 
     let chat = json!({"model": "codex-local", "messages": [{"role": "user", "content": "Hello [[config]]"}]});
-    let (_, body) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&chat)
-            .send()
-            .await,
-    )
-    .await;
+    let (_, body) = post_chat(&cli, &chat).await;
     assert!(
         !body["choices"][0]["message"]["content"]
             .as_str()
@@ -180,13 +156,7 @@ async fn openwebui_background_tasks_can_go_to_a_cheaper_configuration() {
         "{body}"
     );
     let task = json!({"model": "codex-local", "messages": [{"role": "user", "content": "### Task:\nTags. [[config]]"}]});
-    let (_, body) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&task)
-            .send()
-            .await,
-    )
-    .await;
+    let (_, body) = post_chat(&cli, &task).await;
     assert!(
         body["choices"][0]["message"]["content"]
             .as_str()

@@ -4,7 +4,7 @@
 
 use crate::{
     server::Server,
-    support::{chat, client, json_of},
+    support::{chat, client, json_of, post_chat},
 };
 
 async fn answer(extra: &[(&str, &str)], prompt: &str) -> String {
@@ -115,26 +115,14 @@ async fn reasoning_effort_becomes_a_codex_override_and_chat_switches_stay_last()
     let cli = client(&[("CODEX_CONFIG", "model_reasoning_summary=\"detailed\"")]);
     let mut request = chat("[[config]]", false);
     request["reasoning_effort"] = serde_json::json!("high");
-    let (status, body) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&request)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, body) = post_chat(&cli, &request).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["choices"][0]["message"]["content"],
         "CONFIG: model_reasoning_summary=\"detailed\" | model_reasoning_effort=\"high\" | features.shell_tool=false | web_search=\"disabled\" | features.goals=false | features.view_image=false | features.multi_agent=false"
     );
     request["reasoning_effort"] = serde_json::json!("extreme");
-    let (status, body) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&request)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, body) = post_chat(&cli, &request).await;
     assert_eq!(
         (status, body["error"]["param"].as_str()),
         (400, Some("reasoning_effort")),

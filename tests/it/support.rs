@@ -49,6 +49,17 @@ pub async fn json_of(resp: poem::test::TestResponse) -> (u16, Value) {
     )
 }
 
+/// Status and JSON body of a `POST /v1/chat/completions`.
+pub async fn post_chat<E: Endpoint>(cli: &TestClient<E>, body: &Value) -> (u16, Value) {
+    json_of(
+        cli.post("/v1/chat/completions")
+            .body_json(body)
+            .send()
+            .await,
+    )
+    .await
+}
+
 /// Status, content type and the `data:` payloads of an SSE response (`[DONE]` as a string).
 pub async fn sse_of(resp: poem::test::TestResponse) -> (u16, String, Vec<Value>) {
     let status = resp.0.status().as_u16();

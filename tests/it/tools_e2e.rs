@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{client, json_of, redact, snapshot, sse_of};
+use crate::support::{client, json_of, post_chat, redact, snapshot, sse_of};
 
 fn weather_tool() -> Value {
     json!({"type": "function", "function": {
@@ -149,13 +149,7 @@ async fn tool_choice_none_renders_no_tools_and_extracts_nothing() {
     let cli = client(&[]);
     let mut body = request("Weather? [[echo_json]]", false);
     body["tool_choice"] = json!("none");
-    let (_, reply) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&body)
-            .send()
-            .await,
-    )
-    .await;
+    let (_, reply) = post_chat(&cli, &body).await;
     let prompt: String =
         serde_json::from_str(reply["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -165,13 +159,7 @@ async fn tool_choice_none_renders_no_tools_and_extracts_nothing() {
 
     let mut body = request("Weather? [[tool_call]]", false);
     body["tool_choice"] = json!("none");
-    let (_, reply) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&body)
-            .send()
-            .await,
-    )
-    .await;
+    let (_, reply) = post_chat(&cli, &body).await;
     assert_eq!(reply["choices"][0]["finish_reason"], "stop");
     assert!(reply["choices"][0]["message"].get("tool_calls").is_none());
 }
@@ -196,13 +184,7 @@ async fn required_and_named_choices_are_told_to_the_model() {
         let mut body = request("Weather? [[echo_json]]", false);
         body["tool_choice"] = choice.clone();
         body["parallel_tool_calls"] = json!(false);
-        let (status, reply) = json_of(
-            cli.post("/v1/chat/completions")
-                .body_json(&body)
-                .send()
-                .await,
-        )
-        .await;
+        let (status, reply) = post_chat(&cli, &body).await;
         assert_eq!(status, 200, "{reply}");
         let prompt: String =
             serde_json::from_str(reply["choices"][0]["message"]["content"].as_str().unwrap())
@@ -224,14 +206,7 @@ async fn required_and_named_choices_are_told_to_the_model() {
 async fn parallel_false_returns_one_call() {
     let mut body = request("Weather? [[tool_calls_two]]", false);
     body["parallel_tool_calls"] = json!(false);
-    let (_, reply) = json_of(
-        client(&[])
-            .post("/v1/chat/completions")
-            .body_json(&body)
-            .send()
-            .await,
-    )
-    .await;
+    let (_, reply) = post_chat(&client(&[]), &body).await;
     assert_eq!(
         reply["choices"][0]["message"]["tool_calls"]
             .as_array()
@@ -261,13 +236,7 @@ async fn the_call_result_round_trip_answers_with_the_result() {
             {"role": "tool", "tool_call_id": call["id"], "content": "18 C and sunny"}
         ]
     });
-    let (status, second) = json_of(
-        cli.post("/v1/chat/completions")
-            .body_json(&follow_up)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, second) = post_chat(&cli, &follow_up).await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(second["choices"][0]["finish_reason"], "stop");
     assert_eq!(
@@ -281,14 +250,7 @@ async fn bad_tool_definitions_are_400s() {
     let mut body = request("hi", false);
     body["tools"] =
         json!([{"type": "function", "function": {"name": "has space", "parameters": {}}}]);
-    let (status, reply) = json_of(
-        client(&[])
-            .post("/v1/chat/completions")
-            .body_json(&body)
-            .send()
-            .await,
-    )
-    .await;
+    let (status, reply) = post_chat(&client(&[]), &body).await;
     assert_eq!(
         (status, reply["error"]["param"].as_str()),
         (400, Some("tools[0].function.name")),
