@@ -94,7 +94,18 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Stops the server as a user would, with SIGTERM, so it ends its codex runs itself; a
+    /// SIGKILL would leave them running unowned. SIGKILL only if it does not exit in time.
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
