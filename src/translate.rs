@@ -92,8 +92,8 @@ pub struct Translator {
     /// The request's stop sequences: content ends before the first one.
     stop: Vec<String>,
     json: bool,
-    /// The content sent so far, to find a stop sequence that spans two messages and to check
-    /// a JSON answer.
+    /// The content sent so far: whether the next message needs a separator, where a stop
+    /// sequence spanning two messages begins, and the JSON answer to check.
     sent: String,
     /// A stop sequence was met: no more content or calls.
     stopped: bool,
@@ -101,7 +101,6 @@ pub struct Translator {
     reasoning: String,
     messages: usize,
     reasonings: usize,
-    content_sent: bool,
     calls: u32,
     /// The last top-level `error` notice: the reason when codex ends without `turn.failed`.
     last_notice: Option<String>,
@@ -132,7 +131,6 @@ impl Translator {
             reasoning: String::new(),
             messages: 0,
             reasonings: 0,
-            content_sent: false,
             calls: 0,
             last_notice: None,
             finished: false,
@@ -158,7 +156,7 @@ impl Translator {
                     self.agent_message(text)
                 }
                 ItemDetails::Reasoning { text } if !text.is_empty() => {
-                    let text = joined(self.reasonings, text);
+                    let text = joined(self.reasonings > 0, text);
                     self.reasonings += 1;
                     self.reasoning.push_str(&text);
                     match self.reasoning_output {
@@ -252,12 +250,7 @@ impl Translator {
             return deltas;
         }
         if !prose.is_empty() {
-            let prose = if self.content_sent {
-                format!("{ITEM_SEPARATOR}{prose}")
-            } else {
-                prose
-            };
-            self.content_sent = true;
+            let prose = joined(!self.sent.is_empty(), prose);
             let prose = self.until_stop(prose);
             if !prose.is_empty() {
                 deltas.push(Delta::Content(prose));
@@ -327,11 +320,12 @@ impl Translator {
     }
 }
 
-fn joined(previous: usize, text: String) -> String {
-    if previous == 0 {
-        text
-    } else {
+/// `text`, after a separator when it follows an earlier item of the same kind.
+fn joined(after_another: bool, text: String) -> String {
+    if after_another {
         format!("{ITEM_SEPARATOR}{text}")
+    } else {
+        text
     }
 }
 
