@@ -21,6 +21,8 @@ pub enum Command {
     Version,
     Help,
     Exec(Cli),
+    /// `codex app-server [-c key=value]... [--listen stdio://]`: the `-c` overrides.
+    AppServer(Vec<String>),
 }
 
 pub struct UsageError {
@@ -85,6 +87,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         Some("--version" | "-V") => return Ok(Command::Version),
         Some("--help" | "-h") => return Ok(Command::Help),
         Some("exec" | "e") => {}
+        Some("app-server") => return parse_app_server(&args[1..]),
         Some(other) => {
             return Err(UsageError {
                 message: format!(
@@ -185,6 +188,32 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
     }
     cli.prompt = positionals.pop();
     Ok(Command::Exec(cli))
+}
+
+/// `app-server`'s flags: `-c` overrides and the stdio transport, the only one faked.
+fn parse_app_server(args: &[String]) -> Result<Command, UsageError> {
+    let mut overrides = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "-c" | "--config" => match rest.next() {
+                Some(value) => overrides.push(value.clone()),
+                None => return Err(unexpected(arg)),
+            },
+            "--stdio" => {}
+            "--listen" => match rest.next().map(String::as_str) {
+                Some("stdio://") => {}
+                _ => {
+                    return Err(UsageError {
+                        message: "fake-codex app-server only listens on stdio://".into(),
+                        code: 2,
+                    })
+                }
+            },
+            other => return Err(unexpected(other)),
+        }
+    }
+    Ok(Command::AppServer(overrides))
 }
 
 impl Cli {

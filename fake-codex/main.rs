@@ -6,6 +6,7 @@
 //! chosen by the last `[[scenario]]` marker in the prompt (see `scenario.rs`), so tests and
 //! `make demo` need no codex account and no network.
 
+mod app_server;
 mod argv;
 mod output;
 mod scenario;
@@ -27,13 +28,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::Help) => {
-            println!("fake-codex {VERSION}: a scripted `codex exec` for tests and demos.\n\nUsage: fake-codex exec [OPTIONS] [PROMPT|-]\n\nThe last [[marker]] in the prompt picks the scenario:");
+            println!("fake-codex {VERSION}: a scripted `codex exec` and `codex app-server` for tests and demos.\n\nUsage: fake-codex exec [OPTIONS] [PROMPT|-]\n       fake-codex app-server [-c key=value]...\n\nThe last [[marker]] in the prompt picks the scenario:");
             for (name, what) in scenario::SCENARIOS {
                 println!("  [[{name}]]  {what}");
             }
             return ExitCode::SUCCESS;
         }
         Ok(Command::Exec(cli)) => cli,
+        Ok(Command::AppServer(overrides)) => return app_server::serve(overrides),
         Err(argv::UsageError { message, code }) => {
             eprintln!("{message}");
             return ExitCode::from(code);

@@ -131,6 +131,8 @@ pub fn play(cli: &Cli, prompt: &str, workdir: &Path, script: &Script) -> u8 {
                     print_item_human(&item.details, workdir);
                 }
                 if let ItemDetails::AgentMessage { text } = &item.details {
+                    // exec hands over a message only when the model has written all of it.
+                    sleep(script.delta_delay * crate::scenario::pieces(text).len() as u32);
                     last_message = Some(text.clone());
                 }
                 printer.event(&ThreadEvent::ItemCompleted { item });

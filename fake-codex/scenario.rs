@@ -71,6 +71,8 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("tool_calls_array", "two calls of the first offered tool as one JSON array"),
     ("tool_call_string_args", "a call whose arguments are a JSON-encoded string"),
     ("tool_flow", "calls the first offered tool; once a tool result follows, answers with it"),
+    ("typing", "the answer in small deltas MS ms apart (`[[typing:MS]]`, 50 by default); `exec` prints it whole when done"),
+    ("overloaded", "app-server refuses turn/start with JSON-RPC -32001 (server overloaded); `exec` answers"),
     ("stamped", "`[[stamped:N:MS]]`: N agent messages MS ms apart, each `t=<unix µs when sent>`"),
     ("images", "answers `IMAGES: <path> <bytes>; ...` for each `-i` image, as read from disk"),
     ("config", "answers `CONFIG: <the -c overrides, in order>`"),
@@ -118,6 +120,25 @@ pub struct Script {
     pub steps: Vec<Step>,
     pub end: End,
     pub delay: Duration,
+    /// Between an agent message's deltas (app-server); `exec` waits as long before printing it.
+    pub delta_delay: Duration,
+}
+
+/// How the app-server splits a text into deltas: a few characters each, like model tokens, and
+/// bigger pieces for long texts so a 1 MiB answer stays a few hundred lines.
+pub fn pieces(text: &str) -> Vec<&str> {
+    let size = if text.len() > 4096 { 4096 } else { 6 };
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = (start + size).min(text.len());
+        while !text.is_char_boundary(end) {
+            end += 1;
+        }
+        out.push(&text[start..end]);
+        start = end;
+    }
+    out
 }
 
 /// The models codex 0.169.0 bundles metadata for; others get a warning item.
@@ -156,7 +177,7 @@ fn message(text: &str) -> Step {
 
 /// The last `[[name]]` or `[[name:arg]]` marker in the prompt: in a rendered conversation
 /// that is the one in the newest message.
-fn marker(prompt: &str) -> Option<(&str, Option<&str>)> {
+pub fn marker(prompt: &str) -> Option<(&str, Option<&str>)> {
     let start = prompt.rfind("[[")?;
     let inner = &prompt[start + 2..];
     let inner = &inner[..inner.find("]]")?];
@@ -177,6 +198,7 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
     };
     let (name, arg) = marker(prompt).unwrap_or(("text", None));
     let mut delay = Duration::ZERO;
+    let mut delta_delay = Duration::ZERO;
     let (steps, end) = match name {
         "minimal" => (vec![message("Minimal answer.")], End::Completed(usage(120, 0, 12, 0))),
         "reasoning" => (
@@ -276,6 +298,10 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
             ],
             End::Completed(TEXT_USAGE),
         ),
+        "typing" => {
+            delta_delay = Duration::from_millis(arg.and_then(|ms| ms.parse().ok()).unwrap_or(50));
+            (vec![message(TEXT_ANSWER)], End::Completed(TEXT_USAGE))
+        }
         "slow" => {
             delay = Duration::from_millis(arg.and_then(|ms| ms.parse().ok()).unwrap_or(300));
             (vec![message(TEXT_ANSWER)], End::Completed(TEXT_USAGE))
@@ -304,7 +330,10 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
         "env" => {
             let mut names: Vec<String> = std::env::vars_os().map(|(k, _)| k.to_string_lossy().into_owned()).collect();
             names.sort();
-            let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+            let cwd = match &cli.cd {
+                Some(dir) => dir.clone(),
+                None => std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+            };
             (vec![message(&format!("cwd={cwd}\nenv={}", names.join(",")))], End::Completed(TEXT_USAGE))
         }
         "tool_call" | "tool_call_fenced" | "tool_calls_two" | "tool_calls_array" | "tool_call_string_args" | "tool_flow" => {
@@ -331,6 +360,7 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
         steps,
         end,
         delay,
+        delta_delay,
     }
 }
 
@@ -401,5 +431,6 @@ fn unreadable_schema(cli: &Cli) -> Script {
             cli.output_schema.as_deref().unwrap_or_default()
         )),
         delay: Duration::ZERO,
+        delta_delay: Duration::ZERO,
     }
 }

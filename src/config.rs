@@ -45,6 +45,16 @@ impl Sandbox {
     }
 }
 
+/// `CODEX_BACKEND`: how turns reach codex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendKind {
+    /// One `codex exec --json` process per request: nothing shared between requests.
+    #[default]
+    Exec,
+    /// One long-lived `codex app-server` for every request: token streaming, no start-up cost.
+    AppServer,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 struct RawConfig {
     #[serde(default, deserialize_with = "comma_list")]
@@ -65,6 +75,8 @@ struct RawConfig {
     codex_config: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     codex_tools: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    codex_backend: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     codex_workdir: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
@@ -115,6 +127,8 @@ pub struct Config {
     pub codex_sandbox: Sandbox,
     /// `CODEX_TOOLS`: `chat` (default) or `agent`.
     pub codex_tools: ToolsMode,
+    /// `CODEX_BACKEND`: `exec` (default) or `app-server`.
+    pub codex_backend: BackendKind,
     /// The directory codex works in (`-C`); unset, each request gets a fresh empty one.
     pub codex_workdir: Option<PathBuf>,
     /// Where codex's reasoning summary goes.
@@ -397,6 +411,15 @@ impl Config {
                 Some(other) => {
                     return Err(ConfigError(format!(
                         "CODEX_TOOLS must be chat (codex answers without its own tools, the default) or agent (codex may run commands and read files), got {other:?}"
+                    )))
+                }
+            },
+            codex_backend: match raw.codex_backend.as_deref() {
+                None | Some("exec") => BackendKind::Exec,
+                Some("app-server") => BackendKind::AppServer,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "CODEX_BACKEND must be exec (one codex process per request, the default) or app-server (one long-lived codex app-server, streaming tokens), got {other:?}"
                     )))
                 }
             },

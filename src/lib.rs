@@ -26,8 +26,8 @@ use poem::{
 
 use crate::{
     api::AppState,
-    codex::exec::{ExecBackend, SharedBackend},
-    config::Config,
+    codex::{AppServerBackend, ExecBackend, SharedBackend},
+    config::{BackendKind, Config},
     connection::{ConnectionRegistry, WatchedAcceptor},
 };
 
@@ -41,7 +41,8 @@ pub fn app_with_backend(
     api::routes(Arc::new(AppState::new(config, backend, connections)))
 }
 
-/// The application for `config`, running codex with `codex exec`.
+/// The application for `config`, running codex with the backend `CODEX_BACKEND` names. The
+/// app-server backend starts its process at once, so this needs a running tokio runtime.
 pub fn app(config: Config) -> impl Endpoint<Output = Response> {
     app_watching(config, Arc::default())
 }
@@ -50,7 +51,10 @@ fn app_watching(
     config: Config,
     connections: Arc<ConnectionRegistry>,
 ) -> impl Endpoint<Output = Response> {
-    let backend = Arc::new(ExecBackend::new(&config));
+    let backend: SharedBackend = match config.codex_backend {
+        BackendKind::Exec => Arc::new(ExecBackend::new(&config)),
+        BackendKind::AppServer => Arc::new(AppServerBackend::new(&config)),
+    };
     app_with_backend(config, backend, connections)
 }
 

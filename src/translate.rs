@@ -3,10 +3,10 @@
 //! No I/O happens here, so every case is a unit test. Streaming sends the deltas as SSE chunks;
 //! non-streaming folds the very same deltas into one reply, so the two cannot disagree.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use crate::{
-    codex::{ExitReport, ItemDetails, RunEvent, ThreadEvent},
+    codex::{ExitReport, ItemDetails, Partial, PartialKind, RunEvent, ThreadEvent},
     error::ProxyError,
     structured,
     tools::{self, extract::extract, ToolChoice, ToolSet},
@@ -104,7 +104,19 @@ pub struct Translator {
     calls: u32,
     /// The last top-level `error` notice: the reason when codex ends without `turn.failed`.
     last_notice: Option<String>,
+    /// Items streamed piece by piece so far, by item id: their completion only adds what the
+    /// pieces missed.
+    streamed: HashMap<String, Streamed>,
     finished: bool,
+}
+
+/// What was sent of an item still being written.
+#[derive(Debug, Default)]
+struct Streamed {
+    /// The item's text so far, without the separator sent before it.
+    text: String,
+    /// The reasoning summary part the last piece belonged to.
+    part: u32,
 }
 
 impl Translator {
@@ -133,6 +145,7 @@ impl Translator {
             reasonings: 0,
             calls: 0,
             last_notice: None,
+            streamed: HashMap::new(),
             finished: false,
         }
     }
@@ -140,6 +153,13 @@ impl Translator {
     pub fn on_run_event(&mut self, event: RunEvent) -> Vec<Delta> {
         match event {
             RunEvent::Event(event) => self.on_event(event),
+            RunEvent::Partial(partial) => self.on_partial(partial),
+            RunEvent::Failed(err) => {
+                if std::mem::replace(&mut self.finished, true) {
+                    return Vec::new();
+                }
+                vec![Delta::Failed(err)]
+            }
             RunEvent::Exited(report) => self.on_exit(report),
         }
     }
@@ -153,7 +173,17 @@ impl Translator {
                 ItemDetails::AgentMessage { text } => {
                     self.messages += 1;
                     self.answer.push_str(&text);
-                    self.agent_message(text)
+                    match self.streamed.remove(&item.id) {
+                        Some(streamed) => self.rest_of_message(&streamed.text, &text),
+                        None => self.agent_message(text),
+                    }
+                }
+                ItemDetails::Reasoning { text } if self.streamed.contains_key(&item.id) => {
+                    let streamed = self.streamed.remove(&item.id).unwrap_or_default();
+                    let rest = rest_of(&streamed.text, &text);
+                    self.reasoning.push_str(&text);
+                    self.reasonings += 1;
+                    rest.map(Delta::Reasoning).into_iter().collect()
                 }
                 ItemDetails::Reasoning { text } if !text.is_empty() => {
                     let text = joined(self.reasonings > 0, text);
@@ -232,6 +262,67 @@ impl Translator {
             | ThreadEvent::ItemStarted { .. }
             | ThreadEvent::ItemUpdated { .. }
             | ThreadEvent::Unknown => Vec::new(),
+        }
+    }
+
+    /// Whether content may go out piece by piece. Tool calls and JSON can only be read in a
+    /// whole message, and a stop sequence can span pieces, so those answers wait for it.
+    fn streams_content(&self) -> bool {
+        self.tools.is_none() && !self.json && self.stop.is_empty()
+    }
+
+    /// A piece of an item codex is still writing: sent at once where the answer's shape allows.
+    pub fn on_partial(&mut self, partial: Partial) -> Vec<Delta> {
+        if self.finished {
+            return Vec::new();
+        }
+        let first = !self.streamed.contains_key(&partial.item_id);
+        match partial.kind {
+            PartialKind::AgentMessage => {
+                if !self.streams_content() {
+                    return Vec::new();
+                }
+                let text = joined(first && !self.sent.is_empty(), partial.text.clone());
+                self.streamed
+                    .entry(partial.item_id)
+                    .or_default()
+                    .text
+                    .push_str(&partial.text);
+                self.sent.push_str(&text);
+                vec![Delta::Content(text)]
+            }
+            PartialKind::ReasoningSummary { part } => {
+                if self.reasoning_output != ReasoningOutput::ReasoningContent {
+                    return Vec::new();
+                }
+                let entry = self.streamed.entry(partial.item_id).or_default();
+                let separator = if first && self.reasonings > 0 {
+                    ITEM_SEPARATOR
+                } else if !first && part != entry.part {
+                    entry.text.push('\n');
+                    "\n"
+                } else {
+                    ""
+                };
+                entry.part = part;
+                entry.text.push_str(&partial.text);
+                if first && self.reasonings > 0 {
+                    self.reasoning.push_str(ITEM_SEPARATOR);
+                }
+                vec![Delta::Reasoning(format!("{separator}{}", partial.text))]
+            }
+        }
+    }
+
+    /// A streamed message completed: only what its pieces did not carry is sent.
+    fn rest_of_message(&mut self, streamed: &str, text: &str) -> Vec<Delta> {
+        match rest_of(streamed, text) {
+            Some(rest) => {
+                let rest = joined(streamed.is_empty() && !self.sent.is_empty(), rest);
+                self.sent.push_str(&rest);
+                vec![Delta::Content(rest)]
+            }
+            None => Vec::new(),
         }
     }
 
@@ -317,6 +408,24 @@ impl Translator {
             message.push_str(&format!("; codex stderr: {}", last_chars(stderr, 1000)));
         }
         vec![Delta::Failed(ProxyError::codex_failed(message))]
+    }
+}
+
+/// What `text` adds to the `streamed` pieces of the same item; `None` when nothing is left. Should
+/// the pieces not be a prefix of the whole (they always are with codex 0.169.0), what was sent
+/// stays sent and the difference is logged.
+fn rest_of(streamed: &str, text: &str) -> Option<String> {
+    match text.strip_prefix(streamed) {
+        Some("") => None,
+        Some(rest) => Some(rest.to_owned()),
+        None => {
+            tracing::warn!(
+                streamed = streamed.len(),
+                whole = text.len(),
+                "an item's streamed pieces differ from its final text"
+            );
+            None
+        }
     }
 }
 

@@ -100,7 +100,7 @@ impl ChatApi {
             () = client_gone() => return Err(ProxyError::ClientGone.into()),
         };
         let prompt: Arc<str> = Arc::from(plan.turn.prompt.as_str());
-        let run = state.backend.run(plan.turn)?;
+        let run = state.backend.run(plan.turn).await?;
         let deltas = deltas(
             Run {
                 events: run,
@@ -273,10 +273,7 @@ impl Plan {
                 prompt: prompt.text,
                 model,
                 images: prompt.images,
-                config: effort
-                    .map(|effort| format!("model_reasoning_effort=\"{effort}\""))
-                    .into_iter()
-                    .collect(),
+                effort,
                 output_schema: match &format {
                     ResponseFormat::JsonSchema(schema) => Some(schema.clone()),
                     _ => None,

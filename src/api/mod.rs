@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::{
-    codex::exec::SharedBackend, config::Config, connection::ConnectionRegistry, error::ProxyError,
+    codex::SharedBackend, config::Config, connection::ConnectionRegistry, error::ProxyError,
     metrics::Metrics,
 };
 

@@ -3,11 +3,8 @@
 use std::{
     collections::VecDeque,
     ffi::OsString,
-    io::ErrorKind,
     path::{Path, PathBuf},
     process::Stdio,
-    sync::Arc,
-    time::Duration,
 };
 
 use futures_util::{future::BoxFuture, FutureExt, StreamExt};
@@ -18,6 +15,7 @@ use tokio::{
 use tracing::Instrument;
 
 use super::{
+    launch::{codex_env, resolve_program, spawn_error, version_status},
     lines::{CappedLines, Line},
     process::ProcessGroupGuard,
     Backend, CodexStatus, ExitReport, RunEvent, RunStream, ThreadEvent, Turn,
@@ -46,34 +44,21 @@ pub const CHAT_MODE_OVERRIDES: &[&str] = &[
     "features.multi_agent=false",
 ];
 
-/// Variables codex may see. Everything else, the proxy's `API_KEYS` above all, is withheld.
-const PASSED_ENV: &[&str] = &[
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TZ",
-    "TMPDIR",
-    "CODEX_HOME",
-    "CODEX_API_KEY",
-    "OPENAI_API_KEY",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "ALL_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "all_proxy",
-    "RUST_LOG",
-    "RUST_BACKTRACE",
-];
+/// The switches chat mode adds after every other override.
+pub fn chat_overrides(tools: ToolsMode) -> &'static [&'static str] {
+    match tools {
+        ToolsMode::Chat => CHAT_MODE_OVERRIDES,
+        ToolsMode::Agent => &[],
+    }
+}
+
+/// The sandbox codex runs in: always read-only in chat mode, `CODEX_SANDBOX` in agent mode.
+pub fn effective_sandbox(tools: ToolsMode, sandbox: Sandbox) -> Sandbox {
+    match tools {
+        ToolsMode::Chat => Sandbox::ReadOnly,
+        ToolsMode::Agent => sandbox,
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ExecBackend {
@@ -103,10 +88,7 @@ impl ExecBackend {
     /// The argv after the program name. The prompt is never an argument: `-` makes codex read
     /// it from stdin, which has no size limit, stays out of `ps`, and cannot be taken for a flag.
     pub fn args(&self, turn: &Turn, workdir: &Path, files: &Attachments) -> Vec<OsString> {
-        let sandbox = match self.tools {
-            ToolsMode::Chat => Sandbox::ReadOnly,
-            ToolsMode::Agent => self.sandbox,
-        };
+        let sandbox = effective_sandbox(self.tools, self.sandbox);
         let mut args: Vec<OsString> = [
             "exec",
             "--json",
@@ -129,15 +111,12 @@ impl ExecBackend {
         }
         // The chat switches come after CODEX_CONFIG so that only CODEX_TOOLS=agent turns the
         // tools back on.
-        let chat_switches = match self.tools {
-            ToolsMode::Chat => CHAT_MODE_OVERRIDES,
-            ToolsMode::Agent => &[],
-        };
-        let overrides = self
-            .overrides
-            .iter()
-            .chain(&turn.config)
-            .map(String::as_str);
+        let chat_switches = chat_overrides(self.tools);
+        let effort = turn
+            .effort
+            .as_ref()
+            .map(|effort| format!("model_reasoning_effort=\"{effort}\""));
+        let overrides = self.overrides.iter().chain(&effort).map(String::as_str);
         for raw in overrides.chain(chat_switches.iter().copied()) {
             args.push("-c".into());
             args.push(raw.into());
@@ -153,53 +132,30 @@ impl ExecBackend {
     }
 
     fn resolved_path(&self) -> Result<PathBuf, ProxyError> {
-        which::which(&self.codex_path).map_err(|_| {
-            let problem = if self.codex_path.is_file() {
-                "is not an executable file (make it executable with chmod +x)"
-            } else {
-                "was not found"
-            };
-            ProxyError::CodexUnavailable(format!(
-                "The codex CLI could not be started: `{}` {problem}. Install it (`npm install -g @openai/codex`) or set CODEX_PATH to its path.",
-                self.codex_path.display(),
-            ))
-        })
+        resolve_program(&self.codex_path)
     }
-}
 
-impl ExecBackend {
-    /// The variables codex runs with: the allowed ones from the server's environment, and the
-    /// configured `CODEX_HOME` over the inherited one.
     fn explicit_env(&self) -> Vec<(OsString, OsString)> {
-        let mut env: Vec<(OsString, OsString)> = PASSED_ENV
-            .iter()
-            .filter_map(|name| std::env::var_os(name).map(|value| (OsString::from(name), value)))
-            .filter(|(name, _)| self.codex_home.is_none() || name != "CODEX_HOME")
-            .collect();
-        if let Some(home) = &self.codex_home {
-            env.push(("CODEX_HOME".into(), home.into()));
-        }
-        env
+        codex_env(self.codex_home.as_deref())
     }
 }
 
 impl Backend for ExecBackend {
-    fn run(&self, turn: Turn) -> Result<RunStream, ProxyError> {
+    fn run(&self, turn: Turn) -> BoxFuture<'_, Result<RunStream, ProxyError>> {
+        let started = self.start(turn);
+        async move { started }.boxed()
+    }
+
+    fn status(&self) -> BoxFuture<'_, CodexStatus> {
+        version_status(&self.codex_path, self.explicit_env()).boxed()
+    }
+}
+
+impl ExecBackend {
+    fn start(&self, turn: Turn) -> Result<RunStream, ProxyError> {
         let program = self.resolved_path()?;
-        let files = Attachments::write(&turn)?;
-        let workdir = match &self.workdir {
-            Some(dir) => WorkDir::Fixed(dir.clone()),
-            None => WorkDir::Temp(
-                tempfile::Builder::new()
-                    .prefix("codex-turn-")
-                    .tempdir()
-                    .map_err(|err| {
-                        ProxyError::CodexUnavailable(format!(
-                            "could not create a working directory for codex: {err}"
-                        ))
-                    })?,
-            ),
-        };
+        let files = Attachments::write(&turn, true)?;
+        let workdir = WorkDir::new(self.workdir.as_ref())?;
         // No pre_exec hook (such as a parent-death signal): it forces a full fork() instead of
         // posix_spawn, which measured 40% fewer requests per second at 16 concurrent. The
         // process group and the stream's guard already end codex on every path but a SIGKILL
@@ -215,15 +171,7 @@ impl Backend for ExecBackend {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|err| {
-                ProxyError::CodexUnavailable(match err.kind() {
-                    ErrorKind::PermissionDenied => format!(
-                        "The codex CLI at `{}` is not executable (permission denied). Fix its permissions or set CODEX_PATH.",
-                        program.display()
-                    ),
-                    _ => format!("The codex CLI at `{}` could not be started: {err}", program.display()),
-                })
-            })?;
+            .map_err(|err| spawn_error(&program, &err))?;
         let group = ProcessGroupGuard::new(child.id());
         tracing::debug!(pid = child.id(), program = %program.display(), "codex started");
 
@@ -292,50 +240,6 @@ impl Backend for ExecBackend {
         }
         .boxed())
     }
-
-    fn status(&self) -> BoxFuture<'_, CodexStatus> {
-        async move {
-            let program = match self.resolved_path() {
-                Ok(program) => program,
-                Err(err) => {
-                    return CodexStatus::Unavailable {
-                        reason: err.message(),
-                    }
-                }
-            };
-            let output = Command::new(&program)
-                .arg("--version")
-                .env_clear()
-                .envs(self.explicit_env())
-                .stdin(Stdio::null())
-                .kill_on_drop(true)
-                .output();
-            match tokio::time::timeout(Duration::from_secs(10), output).await {
-                Ok(Ok(out)) if out.status.success() => CodexStatus::Ready {
-                    path: program.display().to_string(),
-                    version: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-                },
-                Ok(Ok(out)) => CodexStatus::Unavailable {
-                    reason: format!(
-                        "`{} --version` exited with {}: {}",
-                        program.display(),
-                        out.status,
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ),
-                },
-                Ok(Err(err)) => CodexStatus::Unavailable {
-                    reason: format!("`{}` could not be run: {err}", program.display()),
-                },
-                Err(_) => CodexStatus::Unavailable {
-                    reason: format!(
-                        "`{} --version` did not answer within 10 s",
-                        program.display()
-                    ),
-                },
-            }
-        }
-        .boxed()
-    }
 }
 
 fn excerpt(line: &str) -> &str {
@@ -347,7 +251,7 @@ fn excerpt(line: &str) -> &str {
 
 /// Drains stderr to its end (so codex never blocks on a full pipe), logging each line at debug
 /// and keeping the last few KiB for error messages.
-async fn stderr_tail(stderr: impl AsyncRead + Unpin) -> String {
+pub(super) async fn stderr_tail(stderr: impl AsyncRead + Unpin) -> String {
     let mut lines = CappedLines::new(stderr, STDERR_TAIL_BYTES);
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut tail_bytes = 0;
@@ -378,13 +282,16 @@ pub struct Attachments {
 }
 
 impl Attachments {
-    fn write(turn: &Turn) -> Result<Self, ProxyError> {
+    /// Writes the turn's images, and its output schema when `schema_file` (exec takes the schema
+    /// as a file, app-server inline).
+    pub(super) fn write(turn: &Turn, schema_file: bool) -> Result<Self, ProxyError> {
         let mut files = Attachments {
             _dir: None,
             images: Vec::new(),
             output_schema: None,
         };
-        if turn.images.is_empty() && turn.output_schema.is_none() {
+        let schema = turn.output_schema.as_ref().filter(|_| schema_file);
+        if turn.images.is_empty() && schema.is_none() {
             return Ok(files);
         }
         let unavailable = |err: std::io::Error| {
@@ -401,7 +308,7 @@ impl Attachments {
             std::fs::write(&path, &image.bytes).map_err(unavailable)?;
             files.images.push(path);
         }
-        if let Some(schema) = &turn.output_schema {
+        if let Some(schema) = schema {
             let path = dir.path().join("output-schema.json");
             std::fs::write(&path, schema.to_string()).map_err(unavailable)?;
             files.output_schema = Some(path);
@@ -409,22 +316,39 @@ impl Attachments {
         files._dir = Some(dir);
         Ok(files)
     }
+
+    pub(super) fn image_paths(&self) -> impl Iterator<Item = &Path> {
+        self.images.iter().map(PathBuf::as_path)
+    }
 }
 
 /// Where codex works: `CODEX_WORKDIR`, or a fresh empty directory removed when the run ends.
-enum WorkDir {
+pub enum WorkDir {
     Fixed(PathBuf),
     Temp(tempfile::TempDir),
 }
 
 impl WorkDir {
-    fn path(&self) -> &Path {
+    pub(super) fn new(fixed: Option<&PathBuf>) -> Result<Self, ProxyError> {
+        Ok(match fixed {
+            Some(dir) => WorkDir::Fixed(dir.clone()),
+            None => WorkDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("codex-turn-")
+                    .tempdir()
+                    .map_err(|err| {
+                        ProxyError::CodexUnavailable(format!(
+                            "could not create a working directory for codex: {err}"
+                        ))
+                    })?,
+            ),
+        })
+    }
+
+    pub(super) fn path(&self) -> &Path {
         match self {
             WorkDir::Fixed(dir) => dir,
             WorkDir::Temp(temp) => temp.path(),
         }
     }
 }
-
-/// Shared handle used by the app state.
-pub type SharedBackend = Arc<dyn Backend>;

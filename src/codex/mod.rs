@@ -1,15 +1,19 @@
 //! Running codex: what one answer needs ([`Turn`]), the backend that runs it, and the events
 //! that come back. Handlers only see [`Backend`], never a process.
 
+pub mod app_server;
 pub mod events;
 pub mod exec;
+mod launch;
 mod lines;
 mod process;
 
 use futures_util::stream::BoxStream;
 
 use crate::error::ProxyError;
+pub use app_server::AppServerBackend;
 pub use events::{CodexUsage, ItemDetails, ThreadEvent, ThreadItem};
+pub use exec::ExecBackend;
 
 /// Everything codex needs for one answer, built once from the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,17 +24,41 @@ pub struct Turn {
     pub model: Option<String>,
     /// Attached with `-i`, in order; the prompt refers to them as `[image N]`.
     pub images: Vec<crate::images::Image>,
-    /// `-c key=value` overrides for this turn only (reasoning effort).
-    pub config: Vec<String>,
+    /// The reasoning effort for this turn only; `None` keeps codex's configured one.
+    pub effort: Option<String>,
     /// A JSON Schema the answer must follow, passed with `--output-schema`.
     pub output_schema: Option<serde_json::Value>,
 }
 
-/// What a running codex reports: its events in order, then exactly one [`RunEvent::Exited`].
+/// What a running codex reports, in order. A run ends with `turn.completed` or `turn.failed`
+/// among its events, with [`RunEvent::Failed`], or with [`RunEvent::Exited`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEvent {
     Event(ThreadEvent),
+    /// A piece of an item codex is still writing; the item's `item.completed` follows with the
+    /// whole text. Only a backend that sees tokens as they come (app-server) sends these.
+    Partial(Partial),
+    /// The turn failed, already classified by the backend (app-server's structured errors).
+    Failed(ProxyError),
+    /// The codex process ended.
     Exited(ExitReport),
+}
+
+/// A streamed piece of an item, as `item/agentMessage/delta` or a reasoning summary delta.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partial {
+    pub item_id: String,
+    pub kind: PartialKind,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartialKind {
+    AgentMessage,
+    /// A part of the reasoning summary; parts are joined with a newline.
+    ReasoningSummary {
+        part: u32,
+    },
 }
 
 /// How the codex process ended.
@@ -42,6 +70,9 @@ pub struct ExitReport {
     pub stderr_tail: String,
 }
 
+/// Shared handle used by the app state.
+pub type SharedBackend = std::sync::Arc<dyn Backend>;
+
 /// The stream a run produces. Dropping it stops the run and releases everything it holds.
 pub type RunStream = BoxStream<'static, RunEvent>;
 
@@ -52,10 +83,13 @@ pub enum CodexStatus {
     Unavailable { reason: String },
 }
 
-/// Runs one turn of codex. The `exec` backend starts one `codex exec --json` per turn.
+/// Runs one turn of codex. The `exec` backend starts one `codex exec --json` per turn; the
+/// `app-server` backend runs the turn on one long-lived `codex app-server`.
 pub trait Backend: Send + Sync + 'static {
-    /// Starts codex for `turn`. Errors here happen before any response is sent.
-    fn run(&self, turn: Turn) -> Result<RunStream, ProxyError>;
+    /// Starts codex on `turn`. Errors here happen before any response is sent, so they keep
+    /// their HTTP status even when the client asked for a stream.
+    fn run(&self, turn: Turn)
+        -> futures_util::future::BoxFuture<'_, Result<RunStream, ProxyError>>;
 
     /// Reports whether codex is installed and its version, without running a model.
     fn status(&self) -> futures_util::future::BoxFuture<'_, CodexStatus>;

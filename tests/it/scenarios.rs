@@ -1,10 +1,15 @@
-//! Every fake-codex scenario through the API, as a JSON reply and as an SSE stream, snapshotted.
-//! The streaming and the folded replies must tell the same story: the same text, the same
-//! usage, the same error.
+//! Every fake-codex scenario through the API, as a JSON reply and as an SSE stream, snapshotted,
+//! on both backends. The streaming and the folded replies must tell the same story: the same
+//! text, the same usage, the same error. The app-server backend must give the very same JSON
+//! replies as exec, and the same streams once content split into tokens is merged back.
+
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use crate::support::{chat, client, json_of, redact, snapshot, sse_of};
+use crate::support::{
+    chat, client, client_on, coalesced, json_of, redact, snapshot, sse_of, BACKENDS,
+};
 
 const SCENARIOS: &[&str] = &[
     "text",
@@ -29,6 +34,7 @@ const SCENARIOS: &[&str] = &[
     "huge_line",
     "stderr_flood",
     "slow:20",
+    "typing:5",
 ];
 
 /// What a client ends up with from a stream: text, reasoning, finish reasons, usage, error.
@@ -57,9 +63,24 @@ fn assemble(events: &[Value]) -> Value {
 }
 
 #[tokio::test]
-async fn every_scenario_as_json_and_as_sse() {
-    let cli = client(&[]);
-    for scenario in SCENARIOS {
+async fn every_scenario_as_json_and_as_sse_on_both_backends() {
+    // exec's streams, to hold app-server's against.
+    let mut exec_streams: HashMap<&str, Vec<Value>> = HashMap::new();
+    for backend in BACKENDS {
+        let cli = client_on(backend, &[]);
+        for scenario in SCENARIOS {
+            check_scenario(&cli, backend, scenario, &mut exec_streams).await;
+        }
+    }
+}
+
+async fn check_scenario<E: poem::Endpoint>(
+    cli: &poem::test::TestClient<E>,
+    backend: &str,
+    scenario: &'static str,
+    exec_streams: &mut HashMap<&'static str, Vec<Value>>,
+) {
+    {
         let prompt = format!("say hi [[{scenario}]]");
         let name = scenario.replace(':', "_");
 
@@ -70,6 +91,7 @@ async fn every_scenario_as_json_and_as_sse() {
                 .await,
         )
         .await;
+        // One snapshot for both backends: the JSON reply may not depend on the backend.
         snapshot!(
             format!("scenario_{name}_json"),
             json!({"status": status, "body": redact(body.clone())})
@@ -90,10 +112,20 @@ async fn every_scenario_as_json_and_as_sse() {
             content_type.starts_with("text/event-stream"),
             "{scenario}: {content_type}"
         );
-        snapshot!(
-            format!("scenario_{name}_sse"),
-            redact(Value::Array(events.clone()))
-        );
+        let events = redact(Value::Array(events))
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if backend == "exec" {
+            snapshot!(format!("scenario_{name}_sse"), Value::Array(events.clone()));
+            exec_streams.insert(scenario, events.clone());
+        } else {
+            assert_eq!(
+                coalesced(&events),
+                coalesced(&exec_streams[scenario]),
+                "{backend} {scenario}: the same stream as exec, token pieces merged"
+            );
+        }
 
         // The stream's invariants, whatever the scenario.
         assert_eq!(
@@ -193,4 +225,30 @@ async fn usage_without_include_usage_is_not_streamed() {
     assert!(events
         .iter()
         .all(|e| e == "[DONE]" || e["choices"].as_array().is_some_and(|c| c.len() == 1)));
+}
+
+/// The point of the app-server backend: the answer reaches the client as codex writes it, in
+/// as many chunks as codex sent deltas, where exec sends it whole at the end.
+#[tokio::test]
+async fn app_server_streams_the_answer_token_by_token() {
+    let mut chunks = Vec::new();
+    for backend in ["exec", "app-server"] {
+        let (_, _, events) = sse_of(
+            client_on(backend, &[])
+                .post("/v1/chat/completions")
+                .body_json(&chat("hi [[typing:5]]", true))
+                .send()
+                .await,
+        )
+        .await;
+        let pieces: Vec<String> = events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(pieces.concat(), "Hello from the mock model.", "{backend}");
+        chunks.push(pieces.len());
+    }
+    assert_eq!(chunks, [1, 5], "exec: one chunk; app-server: one per delta");
 }

@@ -24,6 +24,55 @@ pub fn client(extra: &[(&str, &str)]) -> TestClient<impl Endpoint<Output = Respo
     TestClient::new(codex_openai_proxy::app(config(extra)))
 }
 
+/// The values of `CODEX_BACKEND`: suites that run on both iterate over these.
+pub const BACKENDS: &[&str] = &["exec", "app-server"];
+
+/// A client on fake-codex through `backend`, with `extra` on top.
+pub fn client_on(
+    backend: &str,
+    extra: &[(&str, &str)],
+) -> TestClient<impl Endpoint<Output = Response>> {
+    let mut vars = vec![("CODEX_BACKEND", backend)];
+    vars.extend_from_slice(extra);
+    client(&vars)
+}
+
+/// A stream with each run of content (or reasoning) chunks merged into one chunk: what is
+/// left when how finely the answer was split no longer counts.
+pub fn coalesced(events: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for event in events {
+        let delta = &event["choices"][0]["delta"];
+        let only = |key: &str| {
+            delta
+                .as_object()
+                .is_some_and(|d| d.len() == 1 && d.contains_key(key))
+                && event["choices"][0]["finish_reason"].is_null()
+        };
+        let key = ["content", "reasoning_content"]
+            .into_iter()
+            .find(|k| only(k));
+        if let (Some(key), Some(last)) = (key, out.last_mut()) {
+            let last_delta = &last["choices"][0]["delta"];
+            let mergeable = last_delta
+                .as_object()
+                .is_some_and(|d| d.len() == 1 && d.contains_key(key))
+                && last["choices"][0]["finish_reason"].is_null();
+            if mergeable {
+                let joined = format!(
+                    "{}{}",
+                    last_delta[key].as_str().unwrap_or(""),
+                    delta[key].as_str().unwrap_or("")
+                );
+                last["choices"][0]["delta"][key] = Value::String(joined);
+                continue;
+            }
+        }
+        out.push(event.clone());
+    }
+    out
+}
+
 /// A one-message chat request.
 pub fn chat(prompt: &str, stream: bool) -> Value {
     json!({

@@ -1,0 +1,366 @@
+//! The `app-server` backend: every turn runs on one long-lived `codex app-server`, which streams
+//! the answer token by token and saves codex's start-up on every request.
+//!
+//! A supervisor task keeps the process running: it starts it, performs the `initialize`
+//! handshake, and when the process dies, fails the runs on it at once (their streams get
+//! `Exited`), reports the failure on `/health`, and starts it again after a backoff.
+
+mod connection;
+pub mod protocol;
+mod turn;
+
+use std::{
+    ffi::OsString,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures_util::{future::BoxFuture, FutureExt};
+use tokio::sync::{mpsc, watch};
+
+use self::{
+    connection::{CallError, Connection},
+    protocol::{
+        ClientInfo, InitializeParams, InitializeResponse, ThreadStartParams, ThreadStartResponse,
+        TurnStartParams, TurnStartResponse, UserInput, OVERLOADED,
+    },
+    turn::ThreadLease,
+};
+use super::{
+    exec::{chat_overrides, effective_sandbox, Attachments, WorkDir},
+    launch::{codex_env, resolve_program, version_status},
+    Backend, CodexStatus, RunStream, Turn,
+};
+use crate::{
+    config::Config,
+    error::{FailureKind, ProxyError},
+};
+
+/// Notifications the reader routes to a run; all others are skipped unparsed.
+const ROUTED_METHODS: &[&str] = &[
+    "item/agentMessage/delta",
+    "item/reasoning/summaryTextDelta",
+    "item/completed",
+    "thread/tokenUsage/updated",
+    "error",
+    "turn/completed",
+];
+
+/// How long the handshake and each set-up request may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The restart delay after a process that served turns died: such a crash comes from a turn,
+/// so the next process is started at once, and requests wait for it.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// A process that could not start, or died before serving a turn, is retried with a delay that
+/// doubles each time up to this, and requests fail at once meanwhile.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long a request waits for a process that is starting or restarting.
+const START_WAIT: Duration = Duration::from_secs(15);
+
+#[derive(Clone)]
+enum State {
+    Starting,
+    Ready(Arc<Connection>),
+    Down {
+        reason: String,
+        retry_at: Instant,
+        /// The process could not start (or died before serving a turn): requests fail at once
+        /// rather than wait for a restart that is likely to fail again.
+        start_failure: bool,
+    },
+}
+
+/// Everything a process and its threads are started with.
+#[derive(Debug, Clone)]
+struct Settings {
+    codex_path: PathBuf,
+    codex_home: Option<PathBuf>,
+    /// `-c` overrides for the whole process: `CODEX_CONFIG`, then chat mode's switches.
+    overrides: Vec<String>,
+    sandbox: &'static str,
+    workdir: Option<PathBuf>,
+}
+
+impl Settings {
+    fn args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["app-server".into()];
+        for raw in &self.overrides {
+            args.push("-c".into());
+            args.push(raw.into());
+        }
+        args.extend(["--listen".into(), "stdio://".into()]);
+        args
+    }
+}
+
+pub struct AppServerBackend {
+    settings: Settings,
+    state: watch::Receiver<State>,
+    /// Dropping the backend stops the supervisor, which kills the process.
+    _stop: watch::Sender<()>,
+}
+
+impl AppServerBackend {
+    /// Starts the supervisor; needs a running tokio runtime.
+    pub fn new(config: &Config) -> Self {
+        let settings = Settings {
+            codex_path: config.codex_path.clone(),
+            codex_home: config.codex_home.clone(),
+            overrides: config
+                .codex_config
+                .iter()
+                .cloned()
+                .chain(
+                    chat_overrides(config.codex_tools)
+                        .iter()
+                        .map(|s| (*s).to_owned()),
+                )
+                .collect(),
+            sandbox: effective_sandbox(config.codex_tools, config.codex_sandbox).as_arg(),
+            workdir: config.codex_workdir.clone(),
+        };
+        let (state_tx, state) = watch::channel(State::Starting);
+        let (stop, stopped) = watch::channel(());
+        tokio::spawn(supervise(settings.clone(), state_tx, stopped));
+        AppServerBackend {
+            settings,
+            state,
+            _stop: stop,
+        }
+    }
+
+    /// The running process, waiting for one that is starting or about to restart.
+    async fn connection(&self) -> Result<Arc<Connection>, ProxyError> {
+        let mut state = self.state.clone();
+        let deadline = tokio::time::Instant::now() + START_WAIT;
+        loop {
+            let current = state.borrow_and_update().clone();
+            match current {
+                State::Ready(connection) if !connection.has_exited() => return Ok(connection),
+                State::Down {
+                    reason,
+                    retry_at,
+                    start_failure: true,
+                } => return Err(unavailable(&reason, retry_at)),
+                _ => {}
+            }
+            if tokio::time::timeout_at(deadline, state.changed())
+                .await
+                .is_err()
+            {
+                return Err(ProxyError::CodexUnavailable(format!(
+                    "codex app-server did not become ready within {} s",
+                    START_WAIT.as_secs()
+                )));
+            }
+        }
+    }
+
+    async fn start(&self, turn: Turn) -> Result<RunStream, ProxyError> {
+        let connection = self.connection().await?;
+        let files = Attachments::write(&turn, false)?;
+        let workdir = WorkDir::new(self.settings.workdir.as_ref())?;
+        let thread: ThreadStartResponse = timed(connection.call(
+            "thread/start",
+            &ThreadStartParams {
+                model: turn.model.clone(),
+                cwd: workdir.path().display().to_string(),
+                approval_policy: "never".into(),
+                sandbox: self.settings.sandbox.into(),
+                ephemeral: true,
+            },
+        ))
+        .await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        connection.route(&thread.thread.id, tx);
+        let mut input = vec![UserInput::Text {
+            text: turn.prompt,
+            text_elements: Vec::new(),
+        }];
+        input.extend(files.image_paths().map(|path| UserInput::LocalImage {
+            path: path.display().to_string(),
+        }));
+        let mut lease = ThreadLease {
+            connection: connection.clone(),
+            thread_id: thread.thread.id.clone(),
+            turn_id: None,
+            finished: false,
+            _files: files,
+            _workdir: workdir,
+        };
+        let started: TurnStartResponse = timed(connection.call(
+            "turn/start",
+            &TurnStartParams {
+                thread_id: thread.thread.id,
+                input,
+                effort: turn.effort,
+                output_schema: turn.output_schema,
+            },
+        ))
+        .await?;
+        lease.turn_id = Some(started.turn.id);
+        connection.served_a_turn();
+        Ok(turn::events(lease, rx))
+    }
+}
+
+impl Backend for AppServerBackend {
+    fn run(&self, turn: Turn) -> BoxFuture<'_, Result<RunStream, ProxyError>> {
+        self.start(turn).boxed()
+    }
+
+    fn status(&self) -> BoxFuture<'_, CodexStatus> {
+        async move {
+            let current = self.state.borrow().clone();
+            match current {
+                State::Ready(_) => {
+                    version_status(
+                        &self.settings.codex_path,
+                        codex_env(self.settings.codex_home.as_deref()),
+                    )
+                    .await
+                }
+                State::Starting => CodexStatus::Unavailable {
+                    reason: "codex app-server is starting".into(),
+                },
+                State::Down {
+                    reason, retry_at, ..
+                } => CodexStatus::Unavailable {
+                    reason: unavailable(&reason, retry_at).message(),
+                },
+            }
+        }
+        .boxed()
+    }
+}
+
+fn unavailable(reason: &str, retry_at: Instant) -> ProxyError {
+    let wait = retry_at.saturating_duration_since(Instant::now());
+    ProxyError::CodexUnavailable(format!(
+        "codex app-server is not running: {reason}. Restarting in {:.1} s.",
+        wait.as_secs_f64()
+    ))
+}
+
+/// A set-up request with [`CALL_TIMEOUT`], its failure as the client's error.
+async fn timed<R>(
+    call: impl std::future::Future<Output = Result<R, CallError>>,
+) -> Result<R, ProxyError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(CallError::Rpc(error))) if error.code == OVERLOADED => {
+            Err(ProxyError::CodexFailed {
+                kind: FailureKind::RateLimited,
+                message: format!("codex app-server is overloaded: {}", error.message),
+            })
+        }
+        Ok(Err(CallError::Closed)) => Err(ProxyError::CodexUnavailable(
+            "codex app-server exited before it answered; it is being restarted. Retry in a moment."
+                .into(),
+        )),
+        Ok(Err(err)) => Err(ProxyError::codex_failed(err.to_string())),
+        Err(_) => Err(ProxyError::Timeout(format!(
+            "codex app-server did not answer within {} s",
+            CALL_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Keeps one app-server running until `stop` is dropped.
+async fn supervise(settings: Settings, state: watch::Sender<State>, mut stop: watch::Receiver<()>) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        state.send_replace(State::Starting);
+        let mut start_failure = true;
+        let reason = match launch(&settings).await {
+            Ok(connection) => {
+                tracing::info!(pid = connection.pid, "codex app-server ready");
+                state.send_replace(State::Ready(connection.clone()));
+                tokio::select! {
+                    report = connection.exited() => {
+                        start_failure = !connection.has_served();
+                        let status = match report.code {
+                            Some(code) => format!("exit code {code}"),
+                            None => "killed by a signal".to_owned(),
+                        };
+                        let stderr = report.stderr_tail.trim();
+                        let stderr = stderr.lines().last().unwrap_or_default();
+                        if stderr.is_empty() {
+                            format!("it exited ({status})")
+                        } else {
+                            format!("it exited ({status}): {stderr}")
+                        }
+                    }
+                    _ = stop.changed() => {
+                        connection.kill();
+                        return;
+                    }
+                }
+            }
+            Err(err) => err.message(),
+        };
+        if !start_failure {
+            backoff = FIRST_BACKOFF;
+        }
+        let retry_at = Instant::now() + backoff;
+        tracing::error!(%reason, retry_in_ms = backoff.as_millis() as u64, "codex app-server is down; restarting");
+        state.send_replace(State::Down {
+            reason,
+            retry_at,
+            start_failure,
+        });
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        if start_failure {
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+/// Starts the process and completes the handshake.
+async fn launch(settings: &Settings) -> Result<Arc<Connection>, ProxyError> {
+    let program = resolve_program(&settings.codex_path)?;
+    let connection = Connection::spawn(
+        &program,
+        &settings.args(),
+        codex_env(settings.codex_home.as_deref()),
+    )?;
+    let params = InitializeParams {
+        client_info: ClientInfo {
+            name: "codex_openai_proxy".into(),
+            title: Some("codex-openai-proxy".into()),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+    };
+    let handshake = connection.call::<_, InitializeResponse>("initialize", &params);
+    match tokio::time::timeout(CALL_TIMEOUT, handshake).await {
+        Ok(Ok(response)) => {
+            tracing::debug!(user_agent = %response.user_agent, "codex app-server initialized");
+            connection.notify("initialized");
+            Ok(connection)
+        }
+        Ok(Err(err)) => {
+            connection.kill();
+            let report = connection.exited().await;
+            let stderr = report.stderr_tail.trim();
+            Err(ProxyError::CodexUnavailable(format!(
+                "codex app-server failed its handshake ({err}){}",
+                if stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", stderr.lines().last().unwrap_or_default())
+                }
+            )))
+        }
+        Err(_) => {
+            connection.kill();
+            Err(ProxyError::CodexUnavailable(format!(
+                "codex app-server did not answer initialize within {} s",
+                CALL_TIMEOUT.as_secs()
+            )))
+        }
+    }
+}

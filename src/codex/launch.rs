@@ -1,0 +1,128 @@
+//! How a codex process is started, whichever backend starts it: which program, with which
+//! environment, and how `/health` learns its version without running a model.
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use tokio::process::Command;
+
+use super::CodexStatus;
+use crate::error::ProxyError;
+
+/// Variables codex may see. Everything else, the proxy's `API_KEYS` above all, is withheld.
+const PASSED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "CODEX_HOME",
+    "CODEX_API_KEY",
+    "OPENAI_API_KEY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+];
+
+/// The variables codex runs with: the allowed ones from the server's environment, and the
+/// configured `CODEX_HOME` over the inherited one.
+pub fn codex_env(codex_home: Option<&Path>) -> Vec<(OsString, OsString)> {
+    let mut env: Vec<(OsString, OsString)> = PASSED_ENV
+        .iter()
+        .filter_map(|name| std::env::var_os(name).map(|value| (OsString::from(name), value)))
+        .filter(|(name, _)| codex_home.is_none() || name != "CODEX_HOME")
+        .collect();
+    if let Some(home) = codex_home {
+        env.push(("CODEX_HOME".into(), home.into()));
+    }
+    env
+}
+
+/// `CODEX_PATH` as an executable file, or the error `/health` and requests report.
+pub fn resolve_program(codex_path: &Path) -> Result<PathBuf, ProxyError> {
+    which::which(codex_path).map_err(|_| {
+        let problem = if codex_path.is_file() {
+            "is not an executable file (make it executable with chmod +x)"
+        } else {
+            "was not found"
+        };
+        ProxyError::CodexUnavailable(format!(
+            "The codex CLI could not be started: `{}` {problem}. Install it (`npm install -g @openai/codex`) or set CODEX_PATH to its path.",
+            codex_path.display(),
+        ))
+    })
+}
+
+/// The error for a codex program that exists but could not be spawned.
+pub fn spawn_error(program: &Path, err: &std::io::Error) -> ProxyError {
+    ProxyError::CodexUnavailable(match err.kind() {
+        std::io::ErrorKind::PermissionDenied => format!(
+            "The codex CLI at `{}` is not executable (permission denied). Fix its permissions or set CODEX_PATH.",
+            program.display()
+        ),
+        _ => format!(
+            "The codex CLI at `{}` could not be started: {err}",
+            program.display()
+        ),
+    })
+}
+
+/// Runs `codex --version`: installed, runnable, and which version.
+pub async fn version_status(codex_path: &Path, env: Vec<(OsString, OsString)>) -> CodexStatus {
+    let program = match resolve_program(codex_path) {
+        Ok(program) => program,
+        Err(err) => {
+            return CodexStatus::Unavailable {
+                reason: err.message(),
+            }
+        }
+    };
+    let output = Command::new(&program)
+        .arg("--version")
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(Duration::from_secs(10), output).await {
+        Ok(Ok(out)) if out.status.success() => CodexStatus::Ready {
+            path: program.display().to_string(),
+            version: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        },
+        Ok(Ok(out)) => CodexStatus::Unavailable {
+            reason: format!(
+                "`{} --version` exited with {}: {}",
+                program.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        },
+        Ok(Err(err)) => CodexStatus::Unavailable {
+            reason: format!("`{}` could not be run: {err}", program.display()),
+        },
+        Err(_) => CodexStatus::Unavailable {
+            reason: format!(
+                "`{} --version` did not answer within 10 s",
+                program.display()
+            ),
+        },
+    }
+}
