@@ -368,6 +368,10 @@ impl Player {
                 self.end(TurnStatus::Completed, None);
             }
             End::Failed(message) => {
+                if message.contains("context window") {
+                    // codex reports the full window's usage before it gives up.
+                    self.usage(&CodexUsage::default());
+                }
                 self.error(message, false);
                 self.end(TurnStatus::Failed, Some(turn_error(message)));
             }
@@ -480,18 +484,19 @@ impl Player {
     }
 }
 
-/// The `codexErrorInfo` codex attaches to a failure message.
+/// The `codexErrorInfo` the real app-server 0.169.0 attaches to each failure, as recorded
+/// against the mock model (the real-codex suite checks these stay the same).
 fn turn_error(message: &str) -> TurnError {
     let info = if message.contains("context window") {
         json!("contextWindowExceeded")
     } else if message.contains("Quota exceeded") || message.contains("usage limit") {
         json!("usageLimitExceeded")
     } else if message.contains("401 Unauthorized") {
-        json!("unauthorized")
+        json!({"httpConnectionFailed": {"httpStatusCode": 401}})
     } else if message.contains("429") {
         json!({"responseTooManyFailedAttempts": {"httpStatusCode": 429}})
-    } else if message.contains("stream disconnected") {
-        json!({"responseStreamDisconnected": {"httpStatusCode": null}})
+    } else if message.contains("high demand") {
+        json!("internalServerError")
     } else {
         json!("other")
     };

@@ -2,6 +2,7 @@
 //! offline against an in-process mock of the Responses API. `make test` runs it; it needs
 //! `REAL_CODEX`, the path of the native codex binary.
 
+mod app_server_fidelity;
 mod fidelity;
 mod mock_model;
 
@@ -16,6 +17,11 @@ pub(crate) fn real_codex() -> String {
     std::env::var("REAL_CODEX").expect(
         "REAL_CODEX must name the real codex binary; `make test-real-codex` installs the pinned CLI and sets it",
     )
+}
+
+/// The backend under test: `make test-real-codex` runs the suite once with each.
+pub(crate) fn backend() -> String {
+    std::env::var("REAL_CODEX_BACKEND").unwrap_or_else(|_| "exec".into())
 }
 
 /// The proxy on the real codex, pointed at `mock`, with a codex home of its own.
@@ -36,6 +42,7 @@ async fn setup(extra: &[(&str, &str)]) -> Setup {
             codex_home.path().display().to_string(),
         ),
         ("CODEX_MODEL".to_owned(), "gpt-5.5".to_owned()),
+        ("CODEX_BACKEND".to_owned(), backend()),
     ];
     vars.retain(|(key, _)| !extra.iter().any(|(k, _)| k == key));
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -121,6 +128,23 @@ async fn a_streamed_answer_with_reasoning_and_usage() {
     assert_eq!(field("content"), "Reasoned answer from the mock model.");
     assert_eq!(events.last().unwrap()["usage"], expected_usage());
     assert!(text.ends_with("data: [DONE]\n\n"));
+    // The mock streams the answer in 8-byte deltas and the summary in 10-byte ones: exec
+    // hands each over whole, app-server piece by piece.
+    let chunks = |name: &str| {
+        events
+            .iter()
+            .filter(|e| {
+                e["choices"][0]["delta"][name]
+                    .as_str()
+                    .is_some_and(|t| !t.is_empty())
+            })
+            .count()
+    };
+    let expected = match backend().as_str() {
+        "app-server" => (5, 6),
+        _ => (1, 1),
+    };
+    assert_eq!((chunks("content"), chunks("reasoning_content")), expected);
 }
 
 #[tokio::test]
@@ -225,7 +249,7 @@ fn codex_processes(codex_home: &std::path::Path) -> Vec<u32> {
 }
 
 #[tokio::test]
-async fn a_streaming_client_that_leaves_leaves_no_codex_behind() {
+async fn a_streaming_client_that_leaves_stops_its_codex_turn() {
     let setup = setup(&[]).await;
     let resp = setup
         .client
@@ -242,11 +266,35 @@ async fn a_streaming_client_that_leaves_leaves_no_codex_behind() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        !codex_processes(setup.codex_home.path()).is_empty(),
-        "codex is running"
-    );
+    let running = codex_processes(setup.codex_home.path());
+    assert!(!running.is_empty(), "codex is running");
+    assert_eq!(setup.mock.open_streams.count(), 1);
     drop(resp);
+    if backend() == "app-server" {
+        // The app-server stays; the turn is interrupted, so codex drops its model request,
+        // and the same process answers the next request.
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while setup.mock.open_streams.count() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "codex still waits on the model after its client left"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (status, body) = post_json(&setup, &chat("again", false)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["choices"][0]["message"]["content"], TEXT);
+        let app_server = running.iter().min().copied();
+        assert!(
+            codex_processes(setup.codex_home.path())
+                .iter()
+                .min()
+                .copied()
+                == app_server,
+            "the same app-server process answered"
+        );
+        return;
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
     loop {
         let left = codex_processes(setup.codex_home.path());

@@ -32,10 +32,38 @@ pub fn usage() -> Value {
 #[derive(Clone, Default)]
 pub struct Recorded(pub Arc<Mutex<Vec<Value>>>);
 
+/// How many `[[hang]]` streams codex still holds open: one closes when codex gives up the
+/// model request, as it does when its turn is interrupted.
+#[derive(Clone, Default)]
+pub struct OpenStreams(pub Arc<std::sync::atomic::AtomicUsize>);
+
+impl OpenStreams {
+    pub fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Counts one open stream until dropped with it.
+struct Open(OpenStreams);
+
+impl Open {
+    fn new(streams: &OpenStreams) -> Self {
+        streams.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Open(streams.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0 .0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 pub struct MockModel {
     /// `http://127.0.0.1:<port>/v1`
     pub base_url: String,
     pub requests: Recorded,
+    pub open_streams: OpenStreams,
 }
 
 impl MockModel {
@@ -48,13 +76,16 @@ impl MockModel {
             .as_socket_addr()
             .expect("a socket address");
         let requests = Recorded::default();
+        let open_streams = OpenStreams::default();
         let app = Route::new()
             .at("/v1/responses", post(responses))
-            .data(requests.clone());
+            .data(requests.clone())
+            .data(open_streams.clone());
         tokio::spawn(Server::new_with_acceptor(acceptor).run(app));
         MockModel {
             base_url: format!("http://{addr}/v1"),
             requests,
+            open_streams,
         }
     }
 
@@ -138,16 +169,51 @@ fn http_error(status: StatusCode, message: &str, code: &str) -> Response {
         .into_response()
 }
 
-/// A text answer as the real API streams it: deltas, then the authoritative item.
+/// A text answer as the real API streams it: the item announced, deltas, then the
+/// authoritative item (codex surfaces deltas only for an announced item).
 fn answer(text: &str) -> Vec<Value> {
     let mut events = vec![created()];
+    events.extend(message_events(text));
+    events.push(completed());
+    events
+}
+
+fn message_events(text: &str) -> Vec<Value> {
+    let mut events = vec![
+        json!({"type": "response.output_item.added", "output_index": 0, "item": {
+            "type": "message", "role": "assistant", "id": "msg_1", "content": []
+        }}),
+        json!({"type": "response.content_part.added", "output_index": 0, "content_index": 0,
+            "part": {"type": "output_text", "text": "", "annotations": []}}),
+    ];
     events.extend(
         text.as_bytes()
             .chunks(8)
             .map(|c| delta(&String::from_utf8_lossy(c))),
     );
     events.push(message(text));
-    events.push(completed());
+    events
+}
+
+/// A reasoning item with its summary streamed in pieces.
+fn reasoning_events(summary: &str) -> Vec<Value> {
+    let mut events = vec![
+        json!({"type": "response.output_item.added", "output_index": 0, "item": {
+            "type": "reasoning", "id": "rs_1", "summary": []
+        }}),
+        json!({"type": "response.reasoning_summary_part.added", "output_index": 0, "summary_index": 0,
+            "item_id": "rs_1", "part": {"type": "summary_text", "text": ""}}),
+    ];
+    events.extend(summary.as_bytes().chunks(10).map(|c| {
+        json!({"type": "response.reasoning_summary_text.delta", "output_index": 0, "summary_index": 0,
+            "item_id": "rs_1", "delta": String::from_utf8_lossy(c)})
+    }));
+    events.push(
+        json!({"type": "response.output_item.done", "output_index": 0, "item": {
+            "type": "reasoning", "id": "rs_1",
+            "summary": [{"type": "summary_text", "text": summary}], "encrypted_content": null
+        }}),
+    );
     events
 }
 
@@ -172,18 +238,17 @@ fn tool_answer(prompt: &str) -> String {
 }
 
 #[handler]
-async fn responses(Json(request): Json<Value>, Data(recorded): Data<&Recorded>) -> Response {
+async fn responses(
+    Json(request): Json<Value>,
+    Data(recorded): Data<&Recorded>,
+    Data(open_streams): Data<&OpenStreams>,
+) -> Response {
     recorded.0.lock().unwrap().push(request.clone());
     let prompt = last_user_text(&request);
     match marker(&prompt) {
         "reasoning" => {
-            let mut events = vec![
-                created(),
-                json!({"type": "response.output_item.done", "output_index": 0, "item": {
-                    "type": "reasoning", "id": "rs_1",
-                    "summary": [{"type": "summary_text", "text": REASONING}], "encrypted_content": null
-                }}),
-            ];
+            let mut events = vec![created()];
+            events.extend(reasoning_events(REASONING));
             events.extend(
                 answer("Reasoned answer from the mock model.")
                     .into_iter()
@@ -263,14 +328,32 @@ async fn responses(Json(request): Json<Value>, Data(recorded): Data<&Recorded>) 
             created(),
             failed("insufficient_quota", "You exceeded your current quota."),
         ]),
-        "cut" => sse(&[created(), delta("Partial"), message("Partial answer.")]),
+        "cut" => {
+            let mut events = vec![created()];
+            events.extend(message_events("Partial answer."));
+            sse(&events)
+        }
         "hang" => {
-            // Headers and one event, then silence: codex waits on the open stream.
+            // Headers and one event, then only SSE comments (which the server must write to
+            // notice codex closing the stream): codex waits on the open stream.
             let first = format!("event: response.created\ndata: {}\n\n", created());
+            let open = Open::new(open_streams);
             let body = futures_util::stream::once(async move {
                 Ok::<_, std::io::Error>(bytes::Bytes::from(first))
             })
-            .chain(futures_util::stream::pending());
+            .chain(
+                futures_util::stream::repeat_with(|| {
+                    Ok(bytes::Bytes::from_static(b": still thinking\n\n"))
+                })
+                .then(|chunk| async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    chunk
+                }),
+            )
+            .map(move |chunk| {
+                let _held = &open;
+                chunk
+            });
             poem::Body::from_bytes_stream(body)
                 .with_content_type("text/event-stream")
                 .into_response()
