@@ -178,7 +178,7 @@ impl Server {
                 UserInput::LocalImage { path } => images.push(path.clone()),
             }
         }
-        if scenario::marker(&prompt).is_some_and(|(name, _)| name == "overloaded") {
+        if let Some(("overloaded", _)) = scenario::marker(&prompt) {
             return Err((OVERLOADED, "Server overloaded; retry later.".into()));
         }
         let schema_file = params.output_schema.as_ref().map(|schema| {
@@ -202,7 +202,13 @@ impl Server {
             output_schema: schema_file.as_ref().map(|p| p.display().to_string()),
             ..Cli::default()
         };
-        let script = scenario::script_for(&prompt, &cli);
+        let script = match scenario::marker(&prompt) {
+            Some(("threads", _)) => {
+                let loaded = self.threads.lock().expect("threads").len();
+                scenario::answer(&format!("THREADS: {loaded}"))
+            }
+            _ => scenario::script_for(&prompt, &cli),
+        };
         if let Some(path) = schema_file {
             let _ = std::fs::remove_file(path);
         }
@@ -392,7 +398,7 @@ impl Player {
                     .spawn()
                     .ok();
                 if let (Some(path), Some(child)) = (pid_file, child.as_ref()) {
-                    let _ = std::fs::write(path, child.id().to_string());
+                    let _ = std::fs::write(path, format!("{} {}", std::process::id(), child.id()));
                 }
                 if let Some(message) = failure {
                     self.error(message, false);

@@ -73,6 +73,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("tool_flow", "calls the first offered tool; once a tool result follows, answers with it"),
     ("typing", "the answer in small deltas MS ms apart (`[[typing:MS]]`, 50 by default); `exec` prints it whole when done"),
     ("overloaded", "app-server refuses turn/start with JSON-RPC -32001 (server overloaded); `exec` answers"),
+    ("threads", "answers `THREADS: <n>`: the threads this process has loaded (app-server; exec has one)"),
     ("stamped", "`[[stamped:N:MS]]`: N agent messages MS ms apart, each `t=<unix µs when sent>`"),
     ("images", "answers `IMAGES: <path> <bytes>; ...` for each `-i` image, as read from disk"),
     ("config", "answers `CONFIG: <the -c overrides, in order>`"),
@@ -231,6 +232,7 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
         ),
         "echo" => (vec![message(&format!("ECHO: {prompt}"))], End::Completed(TEXT_USAGE)),
         "echo_json" => (vec![message(&serde_json::Value::String(prompt.to_owned()).to_string())], End::Completed(TEXT_USAGE)),
+        "threads" => (vec![message("THREADS: 1")], End::Completed(TEXT_USAGE)),
         "zero_usage" => (vec![message(TEXT_ANSWER)], End::Completed(CodexUsage::default())),
         "http400" => (vec![], End::Failed(format!("The model `{model}` does not exist or you do not have access to it."))),
         "http401" => (
@@ -361,6 +363,17 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
         end,
         delay,
         delta_delay,
+    }
+}
+
+/// A plain answer of `text`.
+pub fn answer(text: &str) -> Script {
+    Script {
+        warnings: vec![],
+        steps: vec![message(text)],
+        end: End::Completed(TEXT_USAGE),
+        delay: Duration::ZERO,
+        delta_delay: Duration::ZERO,
     }
 }
 

@@ -684,6 +684,119 @@ mod tests {
         ));
     }
 
+    fn piece(item: &str, kind: PartialKind, text: &str) -> RunEvent {
+        RunEvent::Partial(Partial {
+            item_id: item.into(),
+            kind,
+            text: text.into(),
+        })
+    }
+
+    fn done(id: &str, details: ItemDetails) -> RunEvent {
+        RunEvent::Event(completed(id, details))
+    }
+
+    #[test]
+    fn streamed_pieces_go_out_at_once_and_completion_adds_only_what_they_missed() {
+        let mut translator = Translator::new(Arc::from("q"), None);
+        let summary = |part| PartialKind::ReasoningSummary { part };
+        let events = [
+            piece("rs", summary(0), "Think"),
+            piece("rs", summary(0), "ing."),
+            piece("rs", summary(1), "More."),
+            done(
+                "rs",
+                ItemDetails::Reasoning {
+                    text: "Thinking.\nMore.".into(),
+                },
+            ),
+            piece("m1", PartialKind::AgentMessage, "Hel"),
+            piece("m1", PartialKind::AgentMessage, "lo"),
+            done(
+                "m1",
+                ItemDetails::AgentMessage {
+                    text: "Hello!".into(),
+                },
+            ),
+            piece("m2", PartialKind::AgentMessage, "Bye."),
+            done(
+                "m2",
+                ItemDetails::AgentMessage {
+                    text: "Bye.".into(),
+                },
+            ),
+            RunEvent::Event(ThreadEvent::TurnCompleted { usage: USAGE }),
+        ];
+        let deltas: Vec<Delta> = events
+            .into_iter()
+            .flat_map(|e| translator.on_run_event(e))
+            .collect();
+        assert_eq!(
+            deltas[..7],
+            [
+                Delta::Reasoning("Think".into()),
+                Delta::Reasoning("ing.".into()),
+                Delta::Reasoning("\nMore.".into()),
+                Delta::Content("Hel".into()),
+                Delta::Content("lo".into()),
+                Delta::Content("!".into()),
+                Delta::Content("\n\nBye.".into()),
+            ]
+        );
+        assert!(matches!(
+            deltas[7],
+            Delta::Finish {
+                reason: FinishReason::Stop,
+                ..
+            }
+        ));
+        assert_eq!(deltas.len(), 8);
+    }
+
+    #[test]
+    fn with_tools_or_stop_sequences_pieces_wait_for_the_whole_message() {
+        let tools = [crate::tools::tests::tool(
+            "get_time",
+            serde_json::json!({"type": "object"}),
+            false,
+        )];
+        let with_tools = Translator::new(
+            Arc::from("q"),
+            ToolSet::from_request(Some(&tools), None, None).unwrap(),
+        );
+        let with_stop = Translator::with_options(
+            Arc::from("q"),
+            Options {
+                stop: vec!["END".into()],
+                ..Options::default()
+            },
+        );
+        for mut translator in [with_tools, with_stop] {
+            let call = r#"{"name": "get_time", "arguments": {}}"#;
+            assert_eq!(
+                translator.on_run_event(piece("m", PartialKind::AgentMessage, call)),
+                []
+            );
+            let deltas =
+                translator.on_run_event(done("m", ItemDetails::AgentMessage { text: call.into() }));
+            assert_eq!(deltas.len(), 1, "{deltas:?}");
+        }
+    }
+
+    #[test]
+    fn a_backend_failure_ends_the_turn_once() {
+        let mut translator = Translator::new(Arc::from("q"), None);
+        let failure = ProxyError::codex_failed("codex interrupted the turn");
+        assert_eq!(
+            translator.on_run_event(RunEvent::Failed(failure.clone())),
+            [Delta::Failed(failure)]
+        );
+        assert_eq!(
+            translator.on_run_event(RunEvent::Exited(ExitReport::default())),
+            []
+        );
+    }
+
     #[test]
     fn completion_without_any_message_is_not_reported_as_success() {
         let deltas = run(vec![ThreadEvent::TurnCompleted { usage: USAGE }], None);

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{client, json_of, snapshot};
+use crate::support::{client, client_on, json_of, snapshot, BACKENDS};
 
 const PNG_1X1: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 const GIF_1X1: &str =
@@ -20,36 +20,38 @@ fn with_images(marker: &str, urls: &[&str]) -> Value {
 
 #[tokio::test]
 async fn images_reach_codex_as_files_in_order_and_are_removed_after() {
-    let (status, body) = json_of(
-        client(&[])
-            .post("/v1/chat/completions")
-            .body_json(&with_images("[[images]]", &[PNG_1X1, GIF_1X1]))
-            .send()
-            .await,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let answer = body["choices"][0]["message"]["content"].as_str().unwrap();
-    let listed: Vec<(&str, &str)> = answer
-        .strip_prefix("IMAGES: ")
-        .unwrap()
-        .split("; ")
-        .map(|entry| entry.rsplit_once(' ').unwrap())
-        .collect();
-    assert_eq!(listed.len(), 2, "{answer}");
-    assert!(
-        listed[0].0.ends_with("/image-1.png") && listed[0].1 == "70",
-        "{answer}"
-    );
-    assert!(
-        listed[1].0.ends_with("/image-2.gif") && listed[1].1 == "42",
-        "{answer}"
-    );
-    for (path, _) in listed {
+    for backend in BACKENDS {
+        let (status, body) = json_of(
+            client_on(backend, &[])
+                .post("/v1/chat/completions")
+                .body_json(&with_images("[[images]]", &[PNG_1X1, GIF_1X1]))
+                .send()
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let answer = body["choices"][0]["message"]["content"].as_str().unwrap();
+        let listed: Vec<(&str, &str)> = answer
+            .strip_prefix("IMAGES: ")
+            .unwrap()
+            .split("; ")
+            .map(|entry| entry.rsplit_once(' ').unwrap())
+            .collect();
+        assert_eq!(listed.len(), 2, "{answer}");
         assert!(
-            !std::path::Path::new(path).exists(),
-            "{path} was left behind"
+            listed[0].0.ends_with("/image-1.png") && listed[0].1 == "70",
+            "{answer}"
         );
+        assert!(
+            listed[1].0.ends_with("/image-2.gif") && listed[1].1 == "42",
+            "{answer}"
+        );
+        for (path, _) in listed {
+            assert!(
+                !std::path::Path::new(path).exists(),
+                "{path} was left behind"
+            );
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::{
     server::Server,
-    support::{alive, all_gone_within, chat, pids_from},
+    support::{alive, all_gone_within, chat, pids_from, BACKENDS},
 };
 
 #[tokio::test]
@@ -102,7 +102,15 @@ async fn shutdown_lets_a_running_request_finish() {
 
 #[tokio::test]
 async fn shutdown_after_the_grace_period_kills_what_remains_and_exits_0() {
-    let mut server = Server::start(&[("SHUTDOWN_GRACE_SECS", "1")]);
+    for backend in BACKENDS {
+        shutdown_kills_what_remains(backend).await;
+    }
+}
+
+/// On exec the pids are codex's and its child's; on app-server the long-lived process's and
+/// the hanging turn's command's.
+async fn shutdown_kills_what_remains(backend: &str) {
+    let mut server = Server::start(&[("SHUTDOWN_GRACE_SECS", "1"), ("CODEX_BACKEND", backend)]);
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pids");
     let mut resp = reqwest::Client::new()
@@ -121,7 +129,7 @@ async fn shutdown_after_the_grace_period_kills_what_remains_and_exits_0() {
     );
     assert!(
         all_gone_within(&pids, Duration::from_secs(1)).await,
-        "no codex outlives the server: {pids:?}"
+        "{backend}: no codex outlives the server: {pids:?}"
     );
 }
 

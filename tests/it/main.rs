@@ -6,6 +6,7 @@ mod server;
 mod support;
 
 mod answer_shaping;
+mod app_server;
 mod auth;
 mod chat_errors;
 mod config_startup;

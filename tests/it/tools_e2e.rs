@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{client, json_of, post_chat, redact, snapshot, sse_of};
+use crate::support::{client, client_on, json_of, post_chat, redact, snapshot, sse_of, BACKENDS};
 
 fn weather_tool() -> Value {
     json!({"type": "function", "function": {
@@ -42,9 +42,17 @@ const SHAPES: &[(&str, &[&str], Option<&str>)] = &[
     ("tool_call_string_args", &["{\"city\":\"Paris\"}"], None),
 ];
 
+/// On both backends, against the same snapshots: the calls are read from whole messages, so
+/// app-server's token pieces change nothing here.
 #[tokio::test]
 async fn every_call_shape_streamed_and_not() {
-    let cli = client(&[]);
+    for backend in BACKENDS {
+        every_call_shape_on(backend).await;
+    }
+}
+
+async fn every_call_shape_on(backend: &str) {
+    let cli = client_on(backend, &[]);
     for (shape, arguments, prose) in SHAPES {
         let prompt = format!("Weather? [[{shape}]]");
         let (status, body) = json_of(

@@ -214,6 +214,9 @@ impl Backend for AppServerBackend {
         async move {
             let current = self.state.borrow().clone();
             match current {
+                State::Ready(connection) if connection.has_exited() => CodexStatus::Unavailable {
+                    reason: "codex app-server exited; it is being restarted".into(),
+                },
                 State::Ready(_) => {
                     version_status(
                         &self.settings.codex_path,
