@@ -88,8 +88,9 @@ test-python: $(VENV)/.installed ## OpenAI Python SDK conformance and schemathesi
 	PROXY_BIN=$(CURDIR)/target/debug/codex-openai-proxy FAKE_CODEX=$(CURDIR)/target/debug/fake-codex \
 	  $(VENV)/bin/python -m pytest -q tests/python
 
-bench: ## Throughput, latency, per-event overhead and memory against fake-codex (release build)
-	$(CARGO) bench --locked --bench proxy
+bench: $(CODEX_DIR)/.installed ## Throughput, latency, per-event overhead and memory on fake-codex; turn and first-token times on the real codex (release build)
+	REAL_CODEX=$$(find $(CURDIR)/$(CODEX_DIR)/node_modules/@openai -path '*/bin/codex' -type f | head -n 1) \
+	  $(CARGO) bench --locked --bench proxy
 
 lint: ## rustfmt and clippy, warnings as errors
 	$(CARGO) fmt --check

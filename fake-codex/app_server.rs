@@ -312,10 +312,12 @@ impl Player {
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .unwrap_or_default();
-                    self.message(&item_id, &format!("t={}", now.as_micros()), Duration::ZERO)?;
+                    // One delta: the stamp is the moment this very line is written.
+                    let stamp = format!("t={}", now.as_micros());
+                    self.message(&item_id, &[stamp.as_str()], Duration::ZERO)?;
                 }
                 Step::Item(ItemDetails::AgentMessage { text }) => {
-                    self.message(&item_id, text, script.delta_delay)?;
+                    self.message(&item_id, &scenario::pieces(text), script.delta_delay)?;
                 }
                 Step::Item(ItemDetails::Reasoning { text }) => {
                     notify(
@@ -412,24 +414,25 @@ impl Player {
         Ok(())
     }
 
-    fn message(&self, item_id: &str, text: &str, delay: Duration) -> Result<(), Stopped> {
+    /// An agent message written as `pieces`, `delay` apart.
+    fn message(&self, item_id: &str, pieces: &[&str], delay: Duration) -> Result<(), Stopped> {
         let (thread_id, turn_id) = self.ids();
         notify(
             "item/started",
             json!({"item": {"type": "agentMessage", "id": item_id, "text": ""}, "threadId": thread_id, "turnId": turn_id}),
         );
-        for piece in scenario::pieces(text) {
+        for piece in pieces {
             self.pause(delay)?;
             notify_turn(TurnNotification::AgentMessageDelta(TextDelta {
                 thread_id: thread_id.clone(),
                 turn_id: turn_id.clone(),
                 item_id: item_id.to_owned(),
-                delta: piece.into(),
+                delta: (*piece).into(),
             }));
         }
         self.completed(Item::AgentMessage {
             id: item_id.to_owned(),
-            text: text.to_owned(),
+            text: pieces.concat(),
         });
         Ok(())
     }

@@ -1,10 +1,15 @@
 //! `make bench`: throughput, latency, per-event overhead and memory of the proxy on fake-codex,
-//! printed as one table from one run, beside the floor measured in the same run (spawning
-//! fake-codex directly with the same stdin and stdout handling, no HTTP).
+//! on both backends, printed as tables from one run, beside the floor measured in the same run
+//! (spawning fake-codex directly with the same stdin and stdout handling, no HTTP). Then the
+//! figure users feel: turn time and time to the first content token with the real codex CLI
+//! (`REAL_CODEX`) against the mock model, exec against app-server.
 //!
 //! A benchmark, not a test: it asserts nothing and prints figures; the targets are printed next
 //! to them for the reader to compare.
 
+#[path = "../real_codex/mock_model.rs"]
+#[allow(dead_code)] // the bench uses the mock's server and markers only
+mod mock_model;
 #[path = "../common/server.rs"]
 mod server;
 
@@ -25,6 +30,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const FAKE_CODEX: &str = env!("CARGO_BIN_EXE_fake-codex");
 const CONCURRENCY: &[usize] = &[1, 16, 64];
 const OPEN_STREAMS: usize = 256;
+const BACKENDS: &[&str] = &["exec", "app-server"];
+/// Sequential turns per figure with the real codex.
+const REAL_TURNS: usize = 15;
 
 #[derive(Default)]
 struct Run {
@@ -175,75 +183,99 @@ fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1000.0)
 }
 
-#[tokio::main]
-async fn main() {
-    let total_for = |c: usize| if c == 1 { 150 } else { 600 };
-    let server = Server::start(&[
+/// A server on fake-codex through `backend`, for the load tables.
+fn fake_server(backend: &str) -> Server {
+    Server::start(&[
         ("MAX_CONCURRENCY", "300"),
         ("QUEUE_TIMEOUT_SECS", "60"),
         ("LOG_LEVEL", "warn,codex_openai_proxy=info"),
-    ]);
-    let url = format!("{}/v1/chat/completions", server.base);
+        ("CODEX_BACKEND", backend),
+    ])
+}
+
+#[tokio::main]
+async fn main() {
+    let total_for = |c: usize| if c == 1 { 150 } else { 600 };
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
         .build()
         .unwrap();
-    let idle_rss = server.rss_kib();
 
-    // Warm-up: the tokenizer, the connection pool, the page cache.
-    let _ = load(4, 20, {
-        let (h, u) = (http.clone(), url.clone());
-        move || complete(h.clone(), u.clone(), false)
-    })
-    .await;
+    let mut floors = Vec::new();
+    for &c in CONCURRENCY {
+        floors.push(load(c, total_for(c), spawn_fake_codex).await);
+    }
 
     println!("## codex-openai-proxy benchmark (fake-codex, instant answers)\n");
-    println!("| concurrency | floor req/s | JSON req/s | ratio | SSE req/s | ratio | floor p50 / p99 ms | JSON p50 / p99 ms | SSE p50 / p99 ms | errors |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for &c in CONCURRENCY {
-        let total = total_for(c);
-        let floor = load(c, total, spawn_fake_codex).await;
-        let json = load(c, total, {
+    println!("| backend | concurrency | floor req/s | JSON req/s | ratio | SSE req/s | ratio | floor p50 / p99 ms | JSON p50 / p99 ms | SSE p50 / p99 ms | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut delay_lines = Vec::new();
+    let mut memory_line = String::new();
+    for backend in BACKENDS {
+        let server = fake_server(backend);
+        let idle_rss = server.rss_kib();
+        let url = format!("{}/v1/chat/completions", server.base);
+        // Warm-up: the tokenizer, the connection pool, the page cache, the app-server.
+        let _ = load(4, 20, {
             let (h, u) = (http.clone(), url.clone());
             move || complete(h.clone(), u.clone(), false)
         })
         .await;
-        let sse = load(c, total, {
-            let (h, u) = (http.clone(), url.clone());
-            move || complete(h.clone(), u.clone(), true)
-        })
-        .await;
-        println!(
-            "| {c} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {} / {} | {} / {} | {} / {} | {} |",
-            floor.rps(),
-            json.rps(),
-            json.rps() / floor.rps(),
-            sse.rps(),
-            sse.rps() / floor.rps(),
-            ms(floor.percentile(0.5)),
-            ms(floor.percentile(0.99)),
-            ms(json.percentile(0.5)),
-            ms(json.percentile(0.99)),
-            ms(sse.percentile(0.5)),
-            ms(sse.percentile(0.99)),
-            floor.errors + json.errors + sse.errors,
-        );
+        for (&c, floor) in CONCURRENCY.iter().zip(&floors) {
+            let total = total_for(c);
+            let json = load(c, total, {
+                let (h, u) = (http.clone(), url.clone());
+                move || complete(h.clone(), u.clone(), false)
+            })
+            .await;
+            let sse = load(c, total, {
+                let (h, u) = (http.clone(), url.clone());
+                move || complete(h.clone(), u.clone(), true)
+            })
+            .await;
+            println!(
+                "| {backend} | {c} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {} / {} | {} / {} | {} / {} | {} |",
+                floor.rps(),
+                json.rps(),
+                json.rps() / floor.rps(),
+                sse.rps(),
+                sse.rps() / floor.rps(),
+                ms(floor.percentile(0.5)),
+                ms(floor.percentile(0.99)),
+                ms(json.percentile(0.5)),
+                ms(json.percentile(0.99)),
+                ms(sse.percentile(0.5)),
+                ms(sse.percentile(0.99)),
+                floor.errors + json.errors + sse.errors,
+            );
+        }
+        let delays = event_delays(&http, &url, 20).await;
+        delay_lines.push(format!(
+            "Added latency per streamed event, {backend} ({} events, codex write to client read): p50 {} ms, p99 {} ms (target p99 <= 2 ms)",
+            delays.len(),
+            ms(percentile(&delays, 0.5)),
+            ms(percentile(&delays, 0.99))
+        ));
+        if *backend == "exec" {
+            memory_line = memory(&http, &server, &url, idle_rss).await;
+        }
     }
+    println!();
+    for line in delay_lines {
+        println!("{line}");
+    }
+    println!("\n{memory_line}");
 
-    let delays = event_delays(&http, &url, 20).await;
-    println!(
-        "\nAdded latency per streamed event ({} events, codex write to client read): p50 {} ms, p99 {} ms (target p99 <= 2 ms)",
-        delays.len(),
-        ms(percentile(&delays, 0.5)),
-        ms(percentile(&delays, 0.99))
-    );
+    real_codex_turns(&http).await;
+}
 
-    // Memory: idle, then with many slow streams open at once.
+/// Memory: idle, then with many slow streams open at once.
+async fn memory(http: &reqwest::Client, server: &Server, url: &str, idle_rss: u64) -> String {
     let after_load_rss = server.rss_kib();
     let mut open = Vec::new();
     for _ in 0..OPEN_STREAMS {
         let resp = http
-            .post(&url)
+            .post(url)
             .json(&chat("bench [[slow:60000]]", true))
             .send();
         open.push(tokio::spawn(resp));
@@ -257,12 +289,102 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let open_rss = server.rss_kib();
     let per_stream = open_rss.saturating_sub(after_load_rss) as f64 / OPEN_STREAMS as f64;
-    println!(
-        "\nProxy RSS: idle at start {:.1} MB (target <= 15 MB), idle after the load {:.1} MB, with {OPEN_STREAMS} open streams {:.1} MB: {:.1} KiB per stream (target <= 64 KiB)",
+    drop(streams);
+    format!(
+        "Proxy RSS (exec): idle at start {:.1} MB (target <= 15 MB), idle after the load {:.1} MB, with {OPEN_STREAMS} open streams {:.1} MB: {:.1} KiB per stream (target <= 64 KiB)",
         idle_rss as f64 / 1024.0,
         after_load_rss as f64 / 1024.0,
         open_rss as f64 / 1024.0,
         per_stream
+    )
+}
+
+/// One streamed turn: (time to the first non-empty content chunk, time to `[DONE]`).
+async fn timed_turn(
+    http: &reqwest::Client,
+    url: &str,
+    prompt: &str,
+) -> Option<(Duration, Duration)> {
+    let started = Instant::now();
+    let resp = http.post(url).json(&chat(prompt, true)).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let mut body = resp.bytes_stream();
+    let mut first = None;
+    let mut text = String::new();
+    while let Some(chunk) = body.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.ok()?));
+        if first.is_none() && text.contains("\"delta\":{\"content\":\"") {
+            first = Some(started.elapsed());
+        }
+    }
+    text.ends_with("data: [DONE]\n\n")
+        .then(|| (first.unwrap_or_default(), started.elapsed()))
+}
+
+/// exec against app-server on the real codex CLI and the mock model: the median turn and
+/// first-token times of an instant answer and of a paced one (the mock writing 20 deltas 25 ms
+/// apart, as a model does).
+async fn real_codex_turns(http: &reqwest::Client) {
+    let Ok(real) = std::env::var("REAL_CODEX") else {
+        println!(
+            "\n(REAL_CODEX is unset: `make bench` sets it; the real-codex figures are skipped)"
+        );
+        return;
+    };
+    let mock = mock_model::MockModel::start().await;
+    println!("\n## The real codex CLI against the mock model ({REAL_TURNS} sequential streamed turns per figure, medians)\n");
+    println!(
+        "| backend | turn ms | first token ms | paced turn ms | paced first token ms | failed |"
     );
-    drop(streams);
+    println!("|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
+    for backend in BACKENDS {
+        let home = tempfile::tempdir().unwrap();
+        let home_path = home.path().display().to_string();
+        let config = mock.codex_config();
+        let server = Server::start(&[
+            ("CODEX_PATH", real.as_str()),
+            ("CODEX_CONFIG", config.as_str()),
+            ("CODEX_HOME", home_path.as_str()),
+            ("HOME", home_path.as_str()),
+            ("CODEX_MODEL", "gpt-5.5"),
+            ("CODEX_BACKEND", backend),
+            ("LOG_LEVEL", "warn,codex_openai_proxy=info"),
+        ]);
+        let url = format!("{}/v1/chat/completions", server.base);
+        for _ in 0..2 {
+            let _ = timed_turn(http, &url, "warm up").await;
+        }
+        let mut failed = 0;
+        let mut figures = Vec::new();
+        for prompt in ["bench", "bench [[paced]]"] {
+            let (mut firsts, mut turns) = (Vec::new(), Vec::new());
+            for _ in 0..REAL_TURNS {
+                match timed_turn(http, &url, prompt).await {
+                    Some((first, turn)) => {
+                        firsts.push(first);
+                        turns.push(turn);
+                    }
+                    None => failed += 1,
+                }
+            }
+            figures.push((percentile(&turns, 0.5), percentile(&firsts, 0.5)));
+        }
+        println!(
+            "| {backend} | {} | {} | {} | {} | {failed} |",
+            ms(figures[0].0),
+            ms(figures[0].1),
+            ms(figures[1].0),
+            ms(figures[1].1)
+        );
+        rows.push(figures);
+    }
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(f64::EPSILON);
+    println!(
+        "\napp-server against exec: turn {:.2}x, paced first token {:.2}x (lower is faster)",
+        ratio(rows[1][0].0, rows[0][0].0),
+        ratio(rows[1][1].1, rows[0][1].1)
+    );
 }

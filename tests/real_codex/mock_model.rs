@@ -104,8 +104,7 @@ pub fn last_user_text(request: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|item| item["role"] == "user")
-        .last()
+        .rfind(|item| item["role"] == "user")
         .map(|item| {
             item["content"]
                 .as_array()
@@ -166,6 +165,37 @@ fn failed(code: &str, message: &str) -> Value {
 fn http_error(status: StatusCode, message: &str, code: &str) -> Response {
     Json(json!({"error": {"message": message, "type": "invalid_request_error", "code": code}}))
         .with_status(status)
+        .into_response()
+}
+
+/// `[[paced]]`: an answer of this many deltas, this far apart, like a model writing at about
+/// 40 tokens a second; what a user waits for before the first word is what the bench measures.
+pub const PACED_DELTAS: usize = 20;
+pub const PACED_GAP: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// The events of `[[paced]]`, each sent `gap` after the one before.
+fn paced(deltas: usize, gap: std::time::Duration) -> Response {
+    let text = "word ".repeat(deltas);
+    let mut events = vec![created()];
+    events.extend(
+        message_events(&text)
+            .into_iter()
+            .filter(|e| e["type"] != "response.output_text.delta"),
+    );
+    let done = events.pop().expect("the message item");
+    // The deltas go between the announced item and its completion.
+    events.extend((0..deltas).map(|_| delta("word ")));
+    events.push(done);
+    events.push(completed());
+    let body = futures_util::stream::iter(events).then(move |event| async move {
+        tokio::time::sleep(gap).await;
+        let kind = event["type"].as_str().unwrap_or("message").to_owned();
+        Ok::<_, std::io::Error>(bytes::Bytes::from(format!(
+            "event: {kind}\ndata: {event}\n\n"
+        )))
+    });
+    poem::Body::from_bytes_stream(body)
+        .with_content_type("text/event-stream")
         .into_response()
 }
 
@@ -333,6 +363,7 @@ async fn responses(
             events.extend(message_events("Partial answer."));
             sse(&events)
         }
+        "paced" => paced(PACED_DELTAS, PACED_GAP),
         "hang" => {
             // Headers and one event, then only SSE comments (which the server must write to
             // notice codex closing the stream): codex waits on the open stream.
