@@ -528,6 +528,13 @@ mod tests {
         assert_eq!(config.codex_model, None);
         assert_eq!(config.codex_sandbox, Sandbox::ReadOnly);
         assert_eq!(config.codex_tools, ToolsMode::Chat);
+        assert_eq!(config.codex_backend, BackendKind::Exec);
+        assert_eq!(
+            Config::from_vars(vars(&[("CODEX_BACKEND", "app-server")]))
+                .unwrap()
+                .codex_backend,
+            BackendKind::AppServer
+        );
         assert_eq!(config.log_level, "info");
         assert_eq!(config.keepalive, Duration::from_secs(15));
         assert_eq!(config.limits, Limits::default());
@@ -620,6 +627,7 @@ mod tests {
             ("MAX_PROMPT_TOKENS", "lots"),
             ("CODEX_CONFIG", "no_equals_sign"),
             ("CODEX_TOOLS", "all"),
+            ("CODEX_BACKEND", "mcp-server"),
             ("REASONING_OUTPUT", "inline"),
             ("LOG_FORMAT", "yaml"),
             ("EFFORT_MODELS", "low,turbo"),

@@ -14,14 +14,15 @@ import pytest
 API_KEY = "sdk-test-key"
 
 
-@pytest.fixture(scope="session")
-def base_url():
+def serve(backend):
+    """The proxy on fake-codex through `backend`, until the generator is closed."""
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOST": "127.0.0.1",
         "PORT": "0",
         "API_KEYS": API_KEY,
         "CODEX_PATH": os.environ["FAKE_CODEX"],
+        "CODEX_BACKEND": backend,
         "LOG_LEVEL": "info",
     }
     proc = subprocess.Popen(
@@ -48,3 +49,15 @@ def base_url():
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def base_url():
+    """The proxy on the default (exec) backend."""
+    yield from serve("exec")
+
+
+@pytest.fixture(scope="session", params=["exec", "app-server"])
+def any_backend_url(request):
+    """The proxy on each backend in turn: the SDK must not see a difference."""
+    yield from serve(request.param)
