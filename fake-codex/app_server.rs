@@ -20,9 +20,9 @@ use std::{
 
 use codex_openai_proxy::codex::{
     app_server::protocol::{
-        CompletedTurn, ErrorNotification, Item, ItemCompleted, SummaryDelta, TextDelta,
-        ThreadStartParams, ThreadTokenUsage, TokenUsageBreakdown, TokenUsageUpdated, TurnCompleted,
-        TurnError, TurnNotification, TurnStartParams, TurnStatus, UserInput, OVERLOADED,
+        ErrorNotification, SummaryDelta, TextDelta, ThreadStartParams, ThreadTokenUsage,
+        TokenUsageBreakdown, TokenUsageUpdated, TurnError, TurnNotification, TurnStartParams,
+        TurnStatus, UserInput, OVERLOADED,
     },
     CodexUsage, ItemDetails,
 };
@@ -223,6 +223,7 @@ impl Server {
         let player = Player {
             thread_id: params.thread_id,
             turn_id: turn_id.clone(),
+            cwd: thread.cwd.clone(),
             interrupted,
         };
         std::thread::spawn(move || {
@@ -240,6 +241,7 @@ impl Server {
 struct Player {
     thread_id: String,
     turn_id: String,
+    cwd: String,
     interrupted: Arc<AtomicBool>,
 }
 
@@ -278,10 +280,7 @@ impl Player {
             "item/started",
             json!({"item": user, "threadId": thread_id, "turnId": turn_id}),
         );
-        notify(
-            "item/completed",
-            json!({"item": user, "threadId": thread_id, "turnId": turn_id}),
-        );
+        self.completed(user);
         let mut child = None;
         if self.steps(script, &mut child).is_err() {
             self.end(TurnStatus::Interrupted, None);
@@ -341,10 +340,7 @@ impl Player {
                             }));
                         }
                     }
-                    self.completed(Item::Reasoning {
-                        id: item_id,
-                        summary: parts.iter().map(|p| (*p).to_owned()).collect(),
-                    });
+                    self.completed(json!({"type": "reasoning", "id": item_id, "summary": parts, "content": []}));
                 }
                 Step::Item(ItemDetails::CommandExecution {
                     command,
@@ -354,16 +350,14 @@ impl Player {
                 }) => {
                     notify(
                         "item/started",
-                        json!({"item": {"type": "commandExecution", "id": item_id, "command": command, "cwd": "", "status": "inProgress", "commandActions": []}, "threadId": thread_id, "turnId": turn_id}),
+                        json!({"item": {"type": "commandExecution", "id": item_id, "command": command, "cwd": self.cwd, "status": "inProgress", "commandActions": []}, "threadId": thread_id, "turnId": turn_id}),
                     );
                     self.pause(script.delay)?;
-                    self.completed(Item::CommandExecution {
-                        id: item_id,
-                        command: command.clone(),
-                        status: "completed".into(),
-                        aggregated_output: Some(aggregated_output.clone()),
-                        exit_code: *exit_code,
-                    });
+                    self.completed(json!({
+                        "type": "commandExecution", "id": item_id, "command": command, "cwd": self.cwd,
+                        "status": "completed", "commandActions": [], "aggregatedOutput": aggregated_output,
+                        "exitCode": exit_code, "durationMs": 0,
+                    }));
                 }
                 // Model-metadata warnings are `exec` items; the app-server logs them.
                 Step::Item(_) => {}
@@ -430,20 +424,16 @@ impl Player {
                 delta: (*piece).into(),
             }));
         }
-        self.completed(Item::AgentMessage {
-            id: item_id.to_owned(),
-            text: pieces.concat(),
-        });
+        self.completed(json!({"type": "agentMessage", "id": item_id, "text": pieces.concat()}));
         Ok(())
     }
 
-    fn completed(&self, item: Item) {
+    fn completed(&self, item: Value) {
         let (thread_id, turn_id) = self.ids();
-        notify_turn(TurnNotification::ItemCompleted(ItemCompleted {
-            item,
-            thread_id,
-            turn_id,
-        }));
+        notify(
+            "item/completed",
+            json!({"item": item, "threadId": thread_id, "turnId": turn_id, "completedAtMs": now_ms()}),
+        );
     }
 
     fn usage(&self, usage: &CodexUsage) {
@@ -482,15 +472,18 @@ impl Player {
             "thread/status/changed",
             json!({"threadId": thread_id, "status": {"type": "idle"}}),
         );
-        notify_turn(TurnNotification::TurnCompleted(TurnCompleted {
-            thread_id,
-            turn: CompletedTurn {
-                id: turn_id,
-                status,
-                error,
-            },
-        }));
+        notify(
+            "turn/completed",
+            json!({"threadId": thread_id, "turn": {"id": turn_id, "items": [], "status": status, "error": error}}),
+        );
     }
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
 }
 
 /// The `codexErrorInfo` the real app-server 0.169.0 attaches to each failure, as recorded

@@ -2,11 +2,15 @@
 //! JSON-RPC requests go to both, and what the proxy reads back must agree: the order of the
 //! notifications it acts on (runs of deltas counted once), the item types, the turn's status,
 //! and every error's message, `willRetry` and `codexErrorInfo`. Every notification of both must
-//! also parse as the proxy's protocol types.
+//! also parse as the proxy's protocol types and follow the JSON Schema the installed codex
+//! generates (`codex app-server generate-json-schema`), as must every request the proxy sends.
 
 use std::process::Stdio;
 
-use codex_openai_proxy::codex::app_server::protocol::TurnNotification;
+use codex_openai_proxy::codex::app_server::protocol::{
+    ClientInfo, InitializeParams, ThreadStartParams, ThreadUnsubscribeParams, TurnInterruptParams,
+    TurnNotification, TurnStartParams, UserInput,
+};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -137,6 +141,110 @@ fn essence(notifications: &[Value]) -> Vec<Value> {
     out
 }
 
+/// The installed codex's protocol schema, generated into a temporary directory.
+struct Schemas(tempfile::TempDir);
+
+impl Schemas {
+    fn generate() -> Schemas {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new(real_codex())
+            .args(["app-server", "generate-json-schema", "--out"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Schemas(dir)
+    }
+
+    /// Checks `value` against `file` (relative to the schema directory).
+    fn check(&self, file: &str, value: &Value) {
+        let schema: Value =
+            serde_json::from_str(&std::fs::read_to_string(self.0.path().join(file)).unwrap())
+                .unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{file}: {errors:?}\n{value}");
+    }
+
+    /// Checks a notification the proxy routes against its schema file.
+    fn check_notification(&self, message: &Value) {
+        let file = match message["method"].as_str().unwrap() {
+            "item/agentMessage/delta" => "v2/AgentMessageDeltaNotification.json",
+            "item/reasoning/summaryTextDelta" => "v2/ReasoningSummaryTextDeltaNotification.json",
+            "item/completed" => "v2/ItemCompletedNotification.json",
+            "thread/tokenUsage/updated" => "v2/ThreadTokenUsageUpdatedNotification.json",
+            "error" => "v2/ErrorNotification.json",
+            "turn/completed" => "v2/TurnCompletedNotification.json",
+            other => panic!("not a routed method: {other}"),
+        };
+        self.check(file, &message["params"]);
+    }
+}
+
+fn value(params: impl serde::Serialize) -> Value {
+    serde_json::to_value(params).unwrap()
+}
+
+#[test]
+fn the_requests_the_proxy_sends_follow_the_installed_codexs_schema() {
+    let schemas = Schemas::generate();
+    schemas.check(
+        "v1/InitializeParams.json",
+        &value(InitializeParams {
+            client_info: ClientInfo {
+                name: "codex_openai_proxy".into(),
+                title: Some("codex-openai-proxy".into()),
+                version: "0.1.0".into(),
+            },
+        }),
+    );
+    for model in [None, Some("gpt-5.5".to_owned())] {
+        schemas.check(
+            "v2/ThreadStartParams.json",
+            &value(ThreadStartParams {
+                model,
+                cwd: "/tmp/turn".into(),
+                approval_policy: "never".into(),
+                sandbox: "read-only".into(),
+                ephemeral: true,
+            }),
+        );
+    }
+    schemas.check(
+        "v2/TurnStartParams.json",
+        &value(TurnStartParams {
+            thread_id: "t".into(),
+            input: vec![
+                UserInput::Text {
+                    text: "hi [image 1]".into(),
+                    text_elements: vec![],
+                },
+                UserInput::LocalImage {
+                    path: "/tmp/image-1.png".into(),
+                },
+            ],
+            effort: Some("high".into()),
+            output_schema: Some(json!({"type": "object"})),
+        }),
+    );
+    schemas.check(
+        "v2/TurnInterruptParams.json",
+        &value(TurnInterruptParams {
+            thread_id: "t".into(),
+            turn_id: "u".into(),
+        }),
+    );
+    schemas.check(
+        "v2/ThreadUnsubscribeParams.json",
+        &value(ThreadUnsubscribeParams {
+            thread_id: "t".into(),
+        }),
+    );
+}
+
 #[tokio::test]
 async fn fake_app_server_matches_the_real_one_scenario_by_scenario() {
     if crate::backend() != "app-server" {
@@ -144,6 +252,7 @@ async fn fake_app_server_matches_the_real_one_scenario_by_scenario() {
     }
     let mock = MockModel::start().await;
     let home = tempfile::tempdir().unwrap();
+    let schemas = Schemas::generate();
     for scenario in SCENARIOS {
         let prompt = format!("fidelity [[{scenario}]]");
         let real = one_turn(&real_codex(), &mock, home.path(), &prompt).await;
@@ -154,6 +263,9 @@ async fn fake_app_server_matches_the_real_one_scenario_by_scenario() {
             &prompt,
         )
         .await;
+        for message in real.iter().chain(&fake) {
+            schemas.check_notification(message);
+        }
         assert_eq!(
             essence(&fake),
             essence(&real),

@@ -146,8 +146,12 @@ impl Connection {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().expect("pending lock").insert(id, tx);
+        // A caller that stops waiting (a timeout) takes its entry with it.
+        let _waiting = Waiting {
+            pending: &self.pending,
+            id,
+        };
         if self.has_exited() || !self.send(method, Some(id), Some(serde_json::to_value(params)?)) {
-            self.pending.lock().expect("pending lock").remove(&id);
             return Err(CallError::Closed);
         }
         let result = rx.await.map_err(|_| CallError::Closed)??;
@@ -214,6 +218,18 @@ impl Connection {
     /// Kills the process group (shutdown); the reader then reports the exit.
     pub fn kill(&self) {
         self.group.lock().expect("group lock").take();
+    }
+}
+
+/// A request's entry in the pending map, removed when its caller is done with it.
+struct Waiting<'a> {
+    pending: &'a Pending,
+    id: i64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().expect("pending lock").remove(&self.id);
     }
 }
 

@@ -199,6 +199,7 @@ impl AppServerBackend {
             },
         ))
         .await?;
+        tracing::debug!(thread = %lease.thread_id, turn = %started.turn.id, "codex turn started on the app-server");
         lease.turn_id = Some(started.turn.id);
         connection.served_a_turn();
         Ok(turn::events(lease, rx))
