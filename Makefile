@@ -48,8 +48,10 @@ tests/node/node_modules/.installed: tests/node/package.json tests/node/package-l
 
 test-node: tests/node/node_modules/.installed ## The official OpenAI Node SDK against the server on fake-codex
 	$(CARGO) build --locked --bins
-	PROXY_BIN=$(CURDIR)/target/debug/codex-openai-proxy FAKE_CODEX=$(CURDIR)/target/debug/fake-codex \
-	  node --test tests/node/
+	for backend in exec app-server; do \
+	  PROXY_BIN=$(CURDIR)/target/debug/codex-openai-proxy FAKE_CODEX=$(CURDIR)/target/debug/fake-codex \
+	  CODEX_BACKEND=$$backend node --test tests/node/ || exit 1; \
+	done
 
 $(DOCKER_VENV)/.installed:
 	$(PYTHON) -m venv $(DOCKER_VENV)

@@ -1,5 +1,6 @@
 // The official OpenAI Node SDK against the proxy on fake-codex: plain, streamed, tools.
-// PROXY_BIN and FAKE_CODEX name the binaries; the Makefile builds them.
+// PROXY_BIN and FAKE_CODEX name the binaries; the Makefile builds them and runs the suite once
+// per CODEX_BACKEND.
 import { spawn } from "node:child_process";
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -17,6 +18,7 @@ before(async () => {
       PORT: "0",
       API_KEYS: API_KEY,
       CODEX_PATH: process.env.FAKE_CODEX,
+      CODEX_BACKEND: process.env.CODEX_BACKEND ?? "exec",
     },
     stdio: ["ignore", "ignore", "pipe"],
   });
