@@ -92,9 +92,12 @@ pub struct Translator {
     /// The request's stop sequences: content ends before the first one.
     stop: Vec<String>,
     json: bool,
-    /// The content sent so far: whether the next message needs a separator, where a stop
+    /// The content accepted so far: whether the next message needs a separator, where a stop
     /// sequence spanning two messages begins, and the JSON answer to check.
     sent: String,
+    /// How much of `sent` has gone out. Less than all of it only while a streamed message
+    /// holds back a tail that could be the start of a stop sequence.
+    emitted: usize,
     /// A stop sequence was met: no more content or calls.
     stopped: bool,
     answer: String,
@@ -138,6 +141,7 @@ impl Translator {
             stop: options.stop,
             json: options.json,
             sent: String::new(),
+            emitted: 0,
             stopped: false,
             answer: String::new(),
             reasoning: String::new(),
@@ -266,9 +270,9 @@ impl Translator {
     }
 
     /// Whether content may go out piece by piece. Tool calls and JSON can only be read in a
-    /// whole message, and a stop sequence can span pieces, so those answers wait for it.
+    /// whole message, so those answers wait for it.
     fn streams_content(&self) -> bool {
-        self.tools.is_none() && !self.json && self.stop.is_empty()
+        self.tools.is_none() && !self.json
     }
 
     /// A piece of an item codex is still writing: sent at once where the answer's shape allows.
@@ -279,7 +283,7 @@ impl Translator {
         let first = !self.streamed.contains_key(&partial.item_id);
         match partial.kind {
             PartialKind::AgentMessage => {
-                if !self.streams_content() {
+                if !self.streams_content() || self.stopped {
                     return Vec::new();
                 }
                 let text = joined(first && !self.sent.is_empty(), partial.text.clone());
@@ -288,8 +292,10 @@ impl Translator {
                     .or_default()
                     .text
                     .push_str(&partial.text);
-                self.sent.push_str(&text);
-                vec![Delta::Content(text)]
+                self.accept(&text, false)
+                    .map(Delta::Content)
+                    .into_iter()
+                    .collect()
             }
             PartialKind::ReasoningSummary { part } => {
                 if self.reasoning_output != ReasoningOutput::ReasoningContent {
@@ -316,14 +322,16 @@ impl Translator {
 
     /// A streamed message completed: only what its pieces did not carry is sent.
     fn rest_of_message(&mut self, streamed: &str, text: &str) -> Vec<Delta> {
-        match rest_of(streamed, text) {
-            Some(rest) => {
-                let rest = joined(streamed.is_empty() && !self.sent.is_empty(), rest);
-                self.sent.push_str(&rest);
-                vec![Delta::Content(rest)]
-            }
-            None => Vec::new(),
+        if self.stopped {
+            return Vec::new();
         }
+        let rest = rest_of(streamed, text)
+            .map(|rest| joined(streamed.is_empty() && !self.sent.is_empty(), rest))
+            .unwrap_or_default();
+        self.accept(&rest, true)
+            .map(Delta::Content)
+            .into_iter()
+            .collect()
     }
 
     /// An agent message: content, or with tools in play, prose and the calls read out of it.
@@ -342,7 +350,7 @@ impl Translator {
         }
         if !prose.is_empty() {
             let prose = joined(!self.sent.is_empty(), prose);
-            let prose = self.until_stop(prose);
+            let prose = self.accept(&prose, true).unwrap_or_default();
             if !prose.is_empty() {
                 deltas.push(Delta::Content(prose));
             }
@@ -367,26 +375,39 @@ impl Translator {
         deltas
     }
 
-    /// The part of `text` before the first stop sequence, counting sequences that begin in
-    /// content already sent; sets `stopped` when one is met.
-    fn until_stop(&mut self, text: String) -> String {
-        let before = self.sent.len();
-        self.sent.push_str(&text);
-        if self.stop.is_empty() {
-            return text;
-        }
+    /// Takes `text` into the content and returns what may go out now: everything up to the
+    /// first stop sequence (which sets `stopped`), counting sequences that begin in content
+    /// already accepted. Within a message still being written (`complete` false) the last
+    /// characters that could begin a stop sequence wait for the next piece.
+    fn accept(&mut self, text: &str, complete: bool) -> Option<String> {
+        self.sent.push_str(text);
         let first = self
             .stop
             .iter()
             .filter_map(|s| self.sent.find(s.as_str()))
             .min();
-        match first {
-            None => text,
+        let until = match first {
             Some(at) => {
                 self.stopped = true;
-                text[..at.saturating_sub(before).min(text.len())].to_owned()
+                at
             }
-        }
+            None if complete => self.sent.len(),
+            None => {
+                let longest = self.stop.iter().map(String::len).max().unwrap_or(0);
+                let mut safe = self.sent.len() - longest.saturating_sub(1).min(self.sent.len());
+                while !self.sent.is_char_boundary(safe) {
+                    safe -= 1;
+                }
+                safe
+            }
+        };
+        let out = self
+            .sent
+            .get(self.emitted..until)
+            .unwrap_or_default()
+            .to_owned();
+        self.emitted = self.emitted.max(until);
+        (!out.is_empty()).then_some(out)
     }
 
     /// codex exited. Without `turn.completed` or `turn.failed` before it, the turn failed,
@@ -754,33 +775,67 @@ mod tests {
     }
 
     #[test]
-    fn with_tools_or_stop_sequences_pieces_wait_for_the_whole_message() {
+    fn with_tools_pieces_wait_for_the_whole_message() {
         let tools = [crate::tools::tests::tool(
             "get_time",
             serde_json::json!({"type": "object"}),
             false,
         )];
-        let with_tools = Translator::new(
+        let mut translator = Translator::new(
             Arc::from("q"),
             ToolSet::from_request(Some(&tools), None, None).unwrap(),
         );
-        let with_stop = Translator::with_options(
+        let call = r#"{"name": "get_time", "arguments": {}}"#;
+        assert_eq!(
+            translator.on_run_event(piece("m", PartialKind::AgentMessage, call)),
+            []
+        );
+        let deltas =
+            translator.on_run_event(done("m", ItemDetails::AgentMessage { text: call.into() }));
+        assert!(
+            matches!(deltas.as_slice(), [Delta::ToolCall(_)]),
+            "{deltas:?}"
+        );
+    }
+
+    fn stream_with_stop(stop: &str, pieces: &[&str]) -> Vec<Delta> {
+        let mut translator = Translator::with_options(
             Arc::from("q"),
             Options {
-                stop: vec!["END".into()],
+                stop: vec![stop.into()],
                 ..Options::default()
             },
         );
-        for mut translator in [with_tools, with_stop] {
-            let call = r#"{"name": "get_time", "arguments": {}}"#;
-            assert_eq!(
-                translator.on_run_event(piece("m", PartialKind::AgentMessage, call)),
-                []
-            );
-            let deltas =
-                translator.on_run_event(done("m", ItemDetails::AgentMessage { text: call.into() }));
-            assert_eq!(deltas.len(), 1, "{deltas:?}");
-        }
+        let mut deltas: Vec<Delta> = pieces
+            .iter()
+            .flat_map(|p| translator.on_run_event(piece("m", PartialKind::AgentMessage, p)))
+            .collect();
+        deltas.extend(translator.on_run_event(done(
+            "m",
+            ItemDetails::AgentMessage {
+                text: pieces.concat(),
+            },
+        )));
+        deltas
+    }
+
+    #[test]
+    fn with_stop_sequences_pieces_stream_holding_back_what_could_begin_one() {
+        assert_eq!(
+            stream_with_stop("END", &["Hello E", "ND more"]),
+            [Delta::Content("Hello".into()), Delta::Content(" ".into())],
+            "the sequence spans two pieces and nothing of it goes out"
+        );
+        assert_eq!(
+            stream_with_stop("xyz", &["ab", "cd"]),
+            [Delta::Content("ab".into()), Delta::Content("cd".into())],
+            "the held-back tail goes out when the message completes"
+        );
+        assert_eq!(
+            stream_with_stop("é", &["aé", "b"]),
+            [Delta::Content("a".into())],
+            "multi-byte characters are never split"
+        );
     }
 
     #[test]
