@@ -29,6 +29,7 @@ use crate::{
     codex::{AppServerBackend, ExecBackend, SharedBackend},
     config::{BackendKind, Config},
     connection::{ConnectionRegistry, WatchedAcceptor},
+    metrics::Metrics,
 };
 
 /// The application for `config`, running codex through `backend`; `connections` lets requests
@@ -37,8 +38,14 @@ pub fn app_with_backend(
     config: Config,
     backend: SharedBackend,
     connections: Arc<ConnectionRegistry>,
+    metrics: Arc<Metrics>,
 ) -> impl Endpoint<Output = Response> {
-    api::routes(Arc::new(AppState::new(config, backend, connections)))
+    api::routes(Arc::new(AppState::new(
+        config,
+        backend,
+        connections,
+        metrics,
+    )))
 }
 
 /// The application for `config`, running codex with the backend `CODEX_BACKEND` names. The
@@ -51,11 +58,12 @@ fn app_watching(
     config: Config,
     connections: Arc<ConnectionRegistry>,
 ) -> impl Endpoint<Output = Response> {
+    let metrics = Arc::new(Metrics::new());
     let backend: SharedBackend = match config.codex_backend {
         BackendKind::Exec => Arc::new(ExecBackend::new(&config)),
-        BackendKind::AppServer => Arc::new(AppServerBackend::new(&config)),
+        BackendKind::AppServer => Arc::new(AppServerBackend::new(&config, metrics.app_server())),
     };
-    app_with_backend(config, backend, connections)
+    app_with_backend(config, backend, connections, metrics)
 }
 
 /// Sets up logging at `config.log_level` on stderr.

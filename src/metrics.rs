@@ -1,10 +1,12 @@
 //! Prometheus metrics, served at `/metrics`: requests by model and status, codex runs running and
-//! queued, how long runs take, and tokens by kind.
+//! queued, how long runs take, tokens by kind, and with the app-server backend whether its
+//! process is up and how often it ended.
 
 use std::time::Instant;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::usage::TokenUsage;
@@ -104,6 +106,29 @@ impl Metrics {
         }
     }
 
+    /// The app-server backend's gauges, registered when that backend is in use.
+    pub fn app_server(&self) -> AppServerMetrics {
+        let up = IntGauge::new(
+            "codex_proxy_app_server_up",
+            "1 while the codex app-server process is ready for turns",
+        )
+        .expect("valid metric");
+        let exits = IntCounter::new(
+            "codex_proxy_app_server_exits_total",
+            "Times the codex app-server process ended or failed to start (each is restarted)",
+        )
+        .expect("valid metric");
+        for metric in [
+            Box::new(up.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(exits.clone()),
+        ] {
+            self.registry
+                .register(metric)
+                .expect("app-server metrics register once");
+        }
+        AppServerMetrics { up, exits }
+    }
+
     /// The Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -115,6 +140,24 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+/// What the app-server supervisor reports.
+#[derive(Clone)]
+pub struct AppServerMetrics {
+    up: IntGauge,
+    exits: IntCounter,
+}
+
+impl AppServerMetrics {
+    pub fn ready(&self) {
+        self.up.set(1);
+    }
+
+    pub fn down(&self) {
+        self.up.set(0);
+        self.exits.inc();
     }
 }
 

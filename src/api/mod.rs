@@ -47,13 +47,14 @@ impl AppState {
         config: Config,
         backend: SharedBackend,
         connections: Arc<ConnectionRegistry>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         AppState {
             slots: Arc::new(Semaphore::new(config.limits.max_concurrency)),
             config,
             backend,
             connections,
-            metrics: Arc::default(),
+            metrics,
             started_at: chat::unix_now(),
         }
     }

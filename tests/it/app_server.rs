@@ -122,6 +122,24 @@ async fn a_crash_fails_every_run_on_the_process_at_once_then_it_restarts() {
     let (status, health) = json_of(cli.get("/health").send().await).await;
     assert_eq!((status, &health["status"]), (200, &json!("ok")), "{health}");
     assert!(!alive(old));
+    let metrics = cli
+        .get("/metrics")
+        .send()
+        .await
+        .0
+        .into_body()
+        .into_string()
+        .await
+        .unwrap();
+    for line in [
+        "codex_proxy_app_server_exits_total 1",
+        "codex_proxy_app_server_up 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test]

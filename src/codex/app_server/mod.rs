@@ -35,6 +35,7 @@ use super::{
 use crate::{
     config::Config,
     error::{FailureKind, ProxyError},
+    metrics::AppServerMetrics,
 };
 
 /// Notifications the reader routes to a run; all others are skipped unparsed.
@@ -103,7 +104,7 @@ pub struct AppServerBackend {
 
 impl AppServerBackend {
     /// Starts the supervisor; needs a running tokio runtime.
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, metrics: AppServerMetrics) -> Self {
         let settings = Settings {
             codex_path: config.codex_path.clone(),
             codex_home: config.codex_home.clone(),
@@ -122,7 +123,7 @@ impl AppServerBackend {
         };
         let (state_tx, state) = watch::channel(State::Starting);
         let (stop, stopped) = watch::channel(());
-        tokio::spawn(supervise(settings.clone(), state_tx, stopped));
+        tokio::spawn(supervise(settings.clone(), state_tx, stopped, metrics));
         AppServerBackend {
             settings,
             state,
@@ -272,7 +273,12 @@ async fn timed<R>(
 }
 
 /// Keeps one app-server running until `stop` is dropped.
-async fn supervise(settings: Settings, state: watch::Sender<State>, mut stop: watch::Receiver<()>) {
+async fn supervise(
+    settings: Settings,
+    state: watch::Sender<State>,
+    mut stop: watch::Receiver<()>,
+    metrics: AppServerMetrics,
+) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         state.send_replace(State::Starting);
@@ -280,6 +286,7 @@ async fn supervise(settings: Settings, state: watch::Sender<State>, mut stop: wa
         let reason = match launch(&settings).await {
             Ok(connection) => {
                 tracing::info!(pid = connection.pid, "codex app-server ready");
+                metrics.ready();
                 state.send_replace(State::Ready(connection.clone()));
                 tokio::select! {
                     report = connection.exited() => {
@@ -308,6 +315,7 @@ async fn supervise(settings: Settings, state: watch::Sender<State>, mut stop: wa
             backoff = FIRST_BACKOFF;
         }
         let retry_at = Instant::now() + backoff;
+        metrics.down();
         tracing::error!(%reason, retry_in_ms = backoff.as_millis() as u64, "codex app-server is down; restarting");
         state.send_replace(State::Down {
             reason,
