@@ -187,7 +187,13 @@ impl Translator {
                     let rest = rest_of(&streamed.text, &text);
                     self.reasoning.push_str(&text);
                     self.reasonings += 1;
-                    rest.map(Delta::Reasoning).into_iter().collect()
+                    match self.reasoning_output {
+                        ReasoningOutput::Think => vec![Delta::Content(format!(
+                            "{}\n</think>\n\n",
+                            rest.unwrap_or_default()
+                        ))],
+                        _ => rest.map(Delta::Reasoning).into_iter().collect(),
+                    }
                 }
                 ItemDetails::Reasoning { text } if !text.is_empty() => {
                     let text = joined(self.reasonings > 0, text);
@@ -298,11 +304,16 @@ impl Translator {
                     .collect()
             }
             PartialKind::ReasoningSummary { part } => {
-                if self.reasoning_output != ReasoningOutput::ReasoningContent {
-                    return Vec::new();
-                }
+                let think = match self.reasoning_output {
+                    ReasoningOutput::ReasoningContent => false,
+                    ReasoningOutput::Think if !self.stopped => true,
+                    ReasoningOutput::Think | ReasoningOutput::None => return Vec::new(),
+                };
                 let entry = self.streamed.entry(partial.item_id).or_default();
-                let separator = if first && self.reasonings > 0 {
+                let separator = if think && first {
+                    // Each reasoning item is a `<think>` block of its own, closed on completion.
+                    "<think>\n"
+                } else if first && self.reasonings > 0 {
                     ITEM_SEPARATOR
                 } else if !first && part != entry.part {
                     entry.text.push('\n');
@@ -315,7 +326,12 @@ impl Translator {
                 if first && self.reasonings > 0 {
                     self.reasoning.push_str(ITEM_SEPARATOR);
                 }
-                vec![Delta::Reasoning(format!("{separator}{}", partial.text))]
+                let text = format!("{separator}{}", partial.text);
+                vec![if think {
+                    Delta::Content(text)
+                } else {
+                    Delta::Reasoning(text)
+                }]
             }
         }
     }
@@ -772,6 +788,44 @@ mod tests {
             }
         ));
         assert_eq!(deltas.len(), 8);
+    }
+
+    #[test]
+    fn think_mode_streams_the_summary_inside_its_think_block() {
+        let mut translator = Translator::with_options(
+            Arc::from("q"),
+            Options {
+                reasoning_output: ReasoningOutput::Think,
+                ..Options::default()
+            },
+        );
+        let summary = PartialKind::ReasoningSummary { part: 0 };
+        let events = [
+            piece("rs", summary, "hm"),
+            piece("rs", summary, "m"),
+            done("rs", ItemDetails::Reasoning { text: "hmm".into() }),
+            piece("m", PartialKind::AgentMessage, "Answer."),
+            done(
+                "m",
+                ItemDetails::AgentMessage {
+                    text: "Answer.".into(),
+                },
+            ),
+        ];
+        let deltas: Vec<Delta> = events
+            .into_iter()
+            .flat_map(|e| translator.on_run_event(e))
+            .collect();
+        assert_eq!(
+            deltas,
+            [
+                Delta::Content("<think>\nhm".into()),
+                Delta::Content("m".into()),
+                Delta::Content("\n</think>\n\n".into()),
+                Delta::Content("Answer.".into()),
+            ],
+            "the same content as the whole item gives, in pieces"
+        );
     }
 
     #[test]
