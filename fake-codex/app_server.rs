@@ -254,14 +254,18 @@ impl Player {
     }
 
     /// Sleeps `delay`, then says whether the turn may go on.
+    /// An interrupt cuts a long pause short, as it cuts codex's wait on the model.
     fn pause(&self, delay: Duration) -> Result<(), Stopped> {
-        if !delay.is_zero() {
-            sleep(delay);
-        }
-        if self.interrupted.load(Ordering::SeqCst) {
-            Err(Stopped)
-        } else {
-            Ok(())
+        let until = std::time::Instant::now() + delay;
+        loop {
+            if self.interrupted.load(Ordering::SeqCst) {
+                return Err(Stopped);
+            }
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            sleep(left.min(Duration::from_millis(20)));
         }
     }
 

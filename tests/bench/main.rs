@@ -210,7 +210,7 @@ async fn main() {
     println!("| backend | concurrency | floor req/s | JSON req/s | ratio | SSE req/s | ratio | floor p50 / p99 ms | JSON p50 / p99 ms | SSE p50 / p99 ms | errors |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut delay_lines = Vec::new();
-    let mut memory_line = String::new();
+    let mut memory_lines = Vec::new();
     for backend in BACKENDS {
         let server = fake_server(backend);
         let idle_rss = server.rss_kib();
@@ -256,21 +256,28 @@ async fn main() {
             ms(percentile(&delays, 0.5)),
             ms(percentile(&delays, 0.99))
         ));
-        if *backend == "exec" {
-            memory_line = memory(&http, &server, &url, idle_rss).await;
-        }
+        memory_lines.push(memory(&http, &server, &url, idle_rss, backend).await);
     }
     println!();
     for line in delay_lines {
         println!("{line}");
     }
-    println!("\n{memory_line}");
+    println!();
+    for line in memory_lines {
+        println!("{line}");
+    }
 
     real_codex_turns(&http).await;
 }
 
 /// Memory: idle, then with many slow streams open at once.
-async fn memory(http: &reqwest::Client, server: &Server, url: &str, idle_rss: u64) -> String {
+async fn memory(
+    http: &reqwest::Client,
+    server: &Server,
+    url: &str,
+    idle_rss: u64,
+    backend: &str,
+) -> String {
     let after_load_rss = server.rss_kib();
     let mut open = Vec::new();
     for _ in 0..OPEN_STREAMS {
@@ -291,7 +298,7 @@ async fn memory(http: &reqwest::Client, server: &Server, url: &str, idle_rss: u6
     let per_stream = open_rss.saturating_sub(after_load_rss) as f64 / OPEN_STREAMS as f64;
     drop(streams);
     format!(
-        "Proxy RSS (exec): idle at start {:.1} MB (target <= 15 MB), idle after the load {:.1} MB, with {OPEN_STREAMS} open streams {:.1} MB: {:.1} KiB per stream (target <= 64 KiB)",
+        "Proxy RSS ({backend}): idle at start {:.1} MB (target <= 15 MB), idle after the load {:.1} MB, with {OPEN_STREAMS} open streams {:.1} MB: {:.1} KiB per stream (target <= 64 KiB)",
         idle_rss as f64 / 1024.0,
         after_load_rss as f64 / 1024.0,
         open_rss as f64 / 1024.0,
