@@ -47,6 +47,8 @@ struct Server {
     threads: Mutex<HashMap<String, ThreadInfo>>,
     /// Running turns by id: set to stop them.
     interrupts: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// Turns started but not yet playing: their turn/start is being answered.
+    started: Mutex<Vec<(Player, Script, String)>>,
 }
 
 /// One line on stdout; lines from concurrent turns never mix.
@@ -75,6 +77,7 @@ pub fn serve(overrides: Vec<String>) -> ExitCode {
         overrides,
         threads: Mutex::default(),
         interrupts: Mutex::default(),
+        started: Mutex::default(),
     });
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
@@ -93,6 +96,8 @@ pub fn serve(overrides: Vec<String>) -> ExitCode {
             Ok(result) => send(&json!({"id": id, "result": result})),
             Err((code, text)) => send(&json!({"id": id, "error": {"code": code, "message": text}})),
         }
+        // A turn plays only once its turn/start is answered, as on the real server.
+        server.play_started_turns();
     }
     // stdin closed: the client is gone, and so is the server.
     ExitCode::SUCCESS
@@ -219,22 +224,32 @@ impl Server {
             .expect("interrupts")
             .insert(turn_id.clone(), interrupted.clone());
         let turn = json!({"id": turn_id, "items": [], "status": "inProgress", "error": null});
-        let server = self.clone();
         let player = Player {
             thread_id: params.thread_id,
-            turn_id: turn_id.clone(),
+            turn_id,
             cwd: thread.cwd.clone(),
             interrupted,
         };
-        std::thread::spawn(move || {
-            player.play(&script, &prompt);
-            server
-                .interrupts
-                .lock()
-                .expect("interrupts")
-                .remove(&turn_id);
-        });
+        self.started
+            .lock()
+            .expect("started")
+            .push((player, script, prompt));
         Ok(json!({"turn": turn}))
+    }
+
+    /// Plays each started turn on a thread of its own.
+    fn play_started_turns(self: &Arc<Self>) {
+        for (player, script, prompt) in self.started.lock().expect("started").drain(..) {
+            let server = self.clone();
+            std::thread::spawn(move || {
+                player.play(&script, &prompt);
+                server
+                    .interrupts
+                    .lock()
+                    .expect("interrupts")
+                    .remove(&player.turn_id);
+            });
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 use super::CodexStatus;
 use crate::error::ProxyError;
@@ -71,8 +71,33 @@ pub fn resolve_program(codex_path: &Path) -> Result<PathBuf, ProxyError> {
     })
 }
 
+/// Starts codex the way every codex process is started: with `env` only, stdin, stdout and
+/// stderr piped, in a process group of its own (so the commands it runs can be killed with it),
+/// and killed if its handle is dropped.
+pub fn spawn_codex(
+    program: &Path,
+    args: &[OsString],
+    env: Vec<(OsString, OsString)>,
+    cwd: Option<&Path>,
+) -> Result<Child, ProxyError> {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = cwd {
+        command.current_dir(dir);
+    }
+    command.spawn().map_err(|err| spawn_error(program, &err))
+}
+
 /// The error for a codex program that exists but could not be spawned.
-pub fn spawn_error(program: &Path, err: &std::io::Error) -> ProxyError {
+fn spawn_error(program: &Path, err: &std::io::Error) -> ProxyError {
     ProxyError::CodexUnavailable(match err.kind() {
         std::io::ErrorKind::PermissionDenied => format!(
             "The codex CLI at `{}` is not executable (permission denied). Fix its permissions or set CODEX_PATH.",

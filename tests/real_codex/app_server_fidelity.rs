@@ -16,25 +16,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::{mock_model::MockModel, real_codex};
 
-const SCENARIOS: &[&str] = &[
-    "text",
-    "reasoning",
-    "http401",
-    "http429",
-    "http500",
-    "context",
-    "quota",
-    "cut",
-];
-
-const ROUTED: &[&str] = &[
-    "item/agentMessage/delta",
-    "item/reasoning/summaryTextDelta",
-    "item/completed",
-    "thread/tokenUsage/updated",
-    "error",
-    "turn/completed",
-];
+/// The scenarios of exec's fidelity test, and the notifications the proxy acts on.
+use crate::fidelity::SCENARIOS;
+use codex_openai_proxy::codex::app_server::ROUTED_METHODS as ROUTED;
 
 /// One turn on a fresh app-server: the notifications of its thread, up to `turn/completed`.
 async fn one_turn(
@@ -48,17 +32,7 @@ async fn one_turn(
     for pair in mock.codex_config().split("; ") {
         args.extend(["-c".to_owned(), pair.to_owned()]);
     }
-    let mut child = tokio::process::Command::new(program)
-        .args(&args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CODEX_HOME", home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = crate::fidelity::spawn(program, home, &args);
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let requests = [

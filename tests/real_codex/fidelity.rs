@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::{mock_model::MockModel, real_codex};
 
-const SCENARIOS: &[&str] = &[
+pub(crate) const SCENARIOS: &[&str] = &[
     "text",
     "reasoning",
     "http401",
@@ -61,16 +61,7 @@ async fn run(
     args.extend(["-m", "gpt-5.5", "-C"].map(String::from));
     args.push(workdir.path().display().to_string());
     args.push("-".into());
-    let mut child = tokio::process::Command::new(program)
-        .args(&args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("CODEX_HOME", home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(program, home, &args);
     child
         .stdin
         .take()
@@ -87,6 +78,26 @@ async fn run(
         })
         .collect();
     (out.status.code(), events)
+}
+
+/// `program args` with `home` as its codex home and nothing else from the environment but
+/// `PATH`; stdin and stdout piped.
+pub(crate) fn spawn(
+    program: &str,
+    home: &std::path::Path,
+    args: &[String],
+) -> tokio::process::Child {
+    tokio::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CODEX_HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
 }
 
 fn messages(events: &[Value]) -> Vec<&str> {

@@ -6,7 +6,6 @@ use std::{
     collections::HashMap,
     ffi::OsString,
     path::Path,
-    process::Stdio,
     sync::{
         atomic::{AtomicI64, Ordering},
         Arc, Mutex,
@@ -17,7 +16,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use tokio::{
     io::AsyncWriteExt,
-    process::{Child, ChildStdout, Command},
+    process::{Child, ChildStdout},
     sync::{mpsc, oneshot, watch},
 };
 use tracing::Instrument;
@@ -25,7 +24,7 @@ use tracing::Instrument;
 use super::protocol::{Incoming, Outgoing, RpcError, TurnNotification};
 use crate::codex::{
     exec::{stderr_tail, MAX_LINE_BYTES},
-    launch::spawn_error,
+    launch::spawn_codex,
     lines::{CappedLines, Line},
     process::ProcessGroupGuard,
     ExitReport,
@@ -73,17 +72,7 @@ impl Connection {
         args: &[OsString],
         env: Vec<(OsString, OsString)>,
     ) -> Result<Arc<Connection>, ProxyError> {
-        let mut child = Command::new(program)
-            .args(args)
-            .env_clear()
-            .envs(env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|err| spawn_error(program, &err))?;
+        let mut child = spawn_codex(program, args, env, None)?;
         let pid = child.id();
         let (stdin_tx, stdin_rx) = mpsc::unbounded_channel();
         let (exit_tx, exit_rx) = watch::channel(None);
@@ -192,7 +181,8 @@ impl Connection {
         self.routes.lock().expect("routes lock").remove(thread_id);
     }
 
-    /// Records that a turn started: the process works, whatever happens to it later.
+    /// Records that the process started a thread for a turn: it works, so if it dies later the
+    /// cause is a turn, not the set-up, and it is restarted at once.
     pub fn served_a_turn(&self) {
         self.served.store(true, Ordering::Relaxed);
     }

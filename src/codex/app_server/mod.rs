@@ -39,7 +39,7 @@ use crate::{
 };
 
 /// Notifications the reader routes to a run; all others are skipped unparsed.
-const ROUTED_METHODS: &[&str] = &[
+pub const ROUTED_METHODS: &[&str] = &[
     "item/agentMessage/delta",
     "item/reasoning/summaryTextDelta",
     "item/completed",
@@ -173,6 +173,8 @@ impl AppServerBackend {
             },
         ))
         .await?;
+        // Marked before the turn is sent: a turn that crashes the process must find it marked.
+        connection.served_a_turn();
         let (tx, rx) = mpsc::unbounded_channel();
         connection.route(&thread.thread.id, tx);
         let mut input = vec![UserInput::Text {
@@ -202,7 +204,6 @@ impl AppServerBackend {
         .await?;
         tracing::debug!(thread = %lease.thread_id, turn = %started.turn.id, "codex turn started on the app-server");
         lease.turn_id = Some(started.turn.id);
-        connection.served_a_turn();
         Ok(turn::events(lease, rx))
     }
 }
