@@ -109,6 +109,20 @@ struct RawConfig {
     max_body_bytes: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     max_prompt_tokens: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    max_images: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    header_timeout_secs: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    body_timeout_secs: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    max_connections: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    http2_max_streams: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    max_tool_schema_nodes: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    max_tool_check_steps: Option<String>,
 }
 
 /// The validated configuration the server runs with.
@@ -170,6 +184,24 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest prompt accepted, in o200k tokens, checked before codex starts.
     pub max_prompt_tokens: u64,
+    /// Most images one request may attach.
+    pub max_images: usize,
+    /// How long a client may take to send a request's headers; also how long an idle
+    /// keep-alive connection stays open.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's body, and the longest a reply may stay
+    /// unwritable (the client not reading) before the connection is closed.
+    pub body_timeout: Duration,
+    /// Open connections at once; `None` derives the number from the process's fd limit.
+    pub max_connections: Option<usize>,
+    /// Concurrent HTTP/2 streams one connection may open.
+    pub http2_max_streams: u32,
+    /// The most schema nodes a tool's `parameters` may expand to (every `$ref` followed), so
+    /// compiling and checking it stays cheap.
+    pub max_tool_schema_nodes: usize,
+    /// The most work one tool call's argument check may take: schema nodes times argument
+    /// values. A call over it is reported as unchecked rather than checked for minutes.
+    pub max_tool_check_steps: u64,
 }
 
 impl Default for Limits {
@@ -182,6 +214,13 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(30),
             max_body_bytes: 20 * 1024 * 1024,
             max_prompt_tokens: 272_000,
+            max_images: 64,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
+            max_connections: None,
+            http2_max_streams: 32,
+            max_tool_schema_nodes: 10_000,
+            max_tool_check_steps: 20_000_000,
         }
     }
 }
@@ -385,6 +424,49 @@ impl Config {
                 "MAX_PROMPT_TOKENS",
                 raw.max_prompt_tokens.as_deref(),
                 defaults.max_prompt_tokens,
+                1,
+            )?,
+            max_images: number(
+                "MAX_IMAGES",
+                raw.max_images.as_deref(),
+                defaults.max_images as u64,
+                0,
+            )? as usize,
+            header_timeout: secs(
+                "HEADER_TIMEOUT_SECS",
+                &raw.header_timeout_secs,
+                defaults.header_timeout,
+                1,
+            )?,
+            body_timeout: secs(
+                "BODY_TIMEOUT_SECS",
+                &raw.body_timeout_secs,
+                defaults.body_timeout,
+                1,
+            )?,
+            // 0, like unset, derives the limit from the fd limit.
+            max_connections: match number("MAX_CONNECTIONS", raw.max_connections.as_deref(), 0, 0)?
+            {
+                0 => None,
+                n => Some(n as usize),
+            },
+            http2_max_streams: number(
+                "HTTP2_MAX_STREAMS",
+                raw.http2_max_streams.as_deref(),
+                u64::from(defaults.http2_max_streams),
+                1,
+            )?
+            .min(u64::from(u32::MAX)) as u32,
+            max_tool_schema_nodes: number(
+                "MAX_TOOL_SCHEMA_NODES",
+                raw.max_tool_schema_nodes.as_deref(),
+                defaults.max_tool_schema_nodes as u64,
+                1,
+            )? as usize,
+            max_tool_check_steps: number(
+                "MAX_TOOL_CHECK_STEPS",
+                raw.max_tool_check_steps.as_deref(),
+                defaults.max_tool_check_steps,
                 1,
             )?,
         };
@@ -625,6 +707,13 @@ mod tests {
             ("SHUTDOWN_GRACE_SECS", "1.5"),
             ("MAX_BODY_BYTES", "10"),
             ("MAX_PROMPT_TOKENS", "lots"),
+            ("MAX_IMAGES", "many"),
+            ("HEADER_TIMEOUT_SECS", "0"),
+            ("BODY_TIMEOUT_SECS", "0"),
+            ("MAX_CONNECTIONS", "-1"),
+            ("HTTP2_MAX_STREAMS", "0"),
+            ("MAX_TOOL_SCHEMA_NODES", "0"),
+            ("MAX_TOOL_CHECK_STEPS", "x"),
             ("CODEX_CONFIG", "no_equals_sign"),
             ("CODEX_TOOLS", "all"),
             ("CODEX_BACKEND", "mcp-server"),

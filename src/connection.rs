@@ -1,63 +1,62 @@
-//! Noticing that a client has gone away while its request is still being answered.
+//! One accepted connection: noticing that its client has gone away while a request is still
+//! being answered, and closing it when the client stops reading.
 //!
 //! hyper treats a client's FIN as a half-close and keeps writing, so a vanished client is only
 //! found out when a write fails, up to a keep-alive interval later, and never while a
-//! non-streaming request waits for codex. Instead, each accepted connection keeps a duplicate of
-//! its socket, and a request can wait on [`ConnectionRegistry::client_gone`]: a peek that reads
-//! end-of-stream means the client closed, and the request's codex run is stopped at once. A
-//! peek leaves the bytes in place, so the server's own reading is undisturbed.
+//! non-streaming request waits for codex. Instead, the registry keeps a weak handle to each
+//! connection's socket, and a request can wait on [`ConnectionRegistry::client_gone`]: a peek that
+//! reads end-of-stream means the client closed, and the request's codex run is stopped at once. A
+//! peek leaves the bytes in place, so the server's own reading is undisturbed, and it shares the
+//! socket rather than a duplicate, so a connection costs one file descriptor.
+//!
+//! A client that shuts down only its sending side after its request (a legal HTTP/1.1
+//! half-close) looks exactly like one that closed: both are a FIN, and the difference shows only
+//! when the server writes. It is taken as gone, as nginx does: stopping codex the moment a user
+//! presses Stop matters more than the rare client that half-closes and still reads.
 
 use std::{
     collections::HashMap,
+    future::Future,
     io,
     net::SocketAddr,
-    os::fd::{AsFd, OwnedFd},
+    os::fd::AsFd,
     pin::Pin,
-    sync::{Arc, Mutex},
-    task::{Context, Poll},
+    sync::{Arc, Mutex, Weak},
+    task::{ready, Context, Poll},
+    time::Duration,
 };
 
-use poem::{
-    listener::Acceptor,
-    web::{LocalAddr, RemoteAddr},
-    Addr,
-};
+use poem::web::RemoteAddr;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
+    time::Sleep,
 };
 
 /// The open connections, by the client's address.
 #[derive(Debug, Default)]
 pub struct ConnectionRegistry {
-    sockets: Mutex<HashMap<SocketAddr, OwnedFd>>,
+    sockets: Mutex<HashMap<SocketAddr, Weak<TcpStream>>>,
 }
 
 impl ConnectionRegistry {
-    fn register(&self, addr: SocketAddr, stream: &TcpStream) {
-        match stream.as_fd().try_clone_to_owned() {
-            Ok(fd) => {
-                self.sockets.lock().expect("registry lock").insert(addr, fd);
-            }
-            Err(err) => tracing::debug!(%err, "cannot watch this connection for disconnects"),
-        }
-    }
-
     fn unregister(&self, addr: &SocketAddr) {
         self.sockets.lock().expect("registry lock").remove(addr);
+    }
+
+    /// How many connections are open.
+    pub fn open(&self) -> usize {
+        self.sockets.lock().expect("registry lock").len()
     }
 
     /// Resolves when the client at `addr` has closed its connection; never resolves when that
     /// cannot be known (an unwatched connection, or one with more requests already sent).
     pub async fn client_gone(&self, addr: &RemoteAddr) {
-        let fd = match addr.0.as_socket_addr().and_then(|addr| {
+        let stream = addr.0.as_socket_addr().and_then(|addr| {
             let sockets = self.sockets.lock().expect("registry lock");
-            sockets.get(addr).and_then(|fd| fd.try_clone().ok())
-        }) {
-            Some(fd) => fd,
-            None => return std::future::pending().await,
-        };
-        let Ok(stream) = TcpStream::from_std(std::net::TcpStream::from(fd)) else {
+            sockets.get(addr).and_then(Weak::upgrade)
+        });
+        let Some(stream) = stream else {
             return std::future::pending().await;
         };
         let mut byte = [0u8; 1];
@@ -71,76 +70,97 @@ impl ConnectionRegistry {
     }
 }
 
-/// Wraps the TCP acceptor so each connection is registered while it is open.
-pub struct WatchedAcceptor<A> {
-    inner: A,
-    registry: Arc<ConnectionRegistry>,
-}
-
-impl<A> WatchedAcceptor<A> {
-    pub fn new(inner: A, registry: Arc<ConnectionRegistry>) -> Self {
-        WatchedAcceptor { inner, registry }
-    }
-}
-
-impl<A: Acceptor<Io = TcpStream>> Acceptor for WatchedAcceptor<A> {
-    type Io = WatchedStream;
-
-    fn local_addr(&self) -> Vec<LocalAddr> {
-        self.inner.local_addr()
-    }
-
-    async fn accept(
-        &mut self,
-    ) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, poem::http::uri::Scheme)> {
-        let (stream, local, remote, scheme) = self.inner.accept().await?;
-        // Replies are streams of small writes; Nagle's algorithm would hold each one back for
-        // the peer's delayed ACK (about 40 ms).
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(%err, "could not set TCP_NODELAY");
-        }
-        let key = match &remote.0 {
-            Addr::SocketAddr(addr) => {
-                self.registry.register(*addr, &stream);
-                Some(*addr)
-            }
-            _ => None,
-        };
-        Ok((
-            WatchedStream {
-                inner: stream,
-                registry: self.registry.clone(),
-                key,
-            },
-            local,
-            remote,
-            scheme,
-        ))
-    }
-}
-
-/// A connection that leaves the registry when it closes.
+/// A served connection: registered while it is open, and failed with `TimedOut` when a write
+/// stays blocked for longer than the stall limit (a client that stopped reading), so hyper
+/// drops it and with it the reply, its codex run and its slot.
 pub struct WatchedStream {
-    inner: TcpStream,
+    socket: Arc<TcpStream>,
     registry: Arc<ConnectionRegistry>,
-    key: Option<SocketAddr>,
+    addr: SocketAddr,
+    stall_limit: Duration,
+    /// Armed while a write waits for room in the socket.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl WatchedStream {
+    pub fn register(
+        socket: TcpStream,
+        addr: SocketAddr,
+        registry: Arc<ConnectionRegistry>,
+        stall_limit: Duration,
+    ) -> Self {
+        let socket = Arc::new(socket);
+        registry
+            .sockets
+            .lock()
+            .expect("registry lock")
+            .insert(addr, Arc::downgrade(&socket));
+        WatchedStream {
+            socket,
+            registry,
+            addr,
+            stall_limit,
+            stalled: None,
+        }
+    }
+
+    /// One write attempt; while the socket stays full, the stall timer runs.
+    fn poll_io<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut attempt: impl FnMut(&TcpStream) -> io::Result<T>,
+    ) -> Poll<io::Result<T>> {
+        loop {
+            match self.socket.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => match attempt(&self.socket) {
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                    result => {
+                        self.stalled = None;
+                        return Poll::Ready(result);
+                    }
+                },
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => {
+                    let limit = self.stall_limit;
+                    let timer = self
+                        .stalled
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                    ready!(timer.as_mut().poll(cx));
+                    tracing::info!(
+                        peer = %self.addr,
+                        "the client has not read its reply for {} s (BODY_TIMEOUT_SECS); closing the connection",
+                        limit.as_secs()
+                    );
+                    return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+                }
+            }
+        }
+    }
 }
 
 impl Drop for WatchedStream {
     fn drop(&mut self) {
-        if let Some(key) = &self.key {
-            self.registry.unregister(key);
-        }
+        self.registry.unregister(&self.addr);
     }
 }
 
 impl AsyncRead for WatchedStream {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        loop {
+            ready!(self.socket.poll_read_ready(cx))?;
+            match self.socket.try_read(buf.initialize_unfilled()) {
+                Ok(read) => {
+                    buf.advance(read);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => return Poll::Ready(Err(err)),
+            }
+        }
     }
 }
 
@@ -150,15 +170,7 @@ impl AsyncWrite for WatchedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.poll_io(cx, |socket| socket.try_write(buf))
     }
 
     fn poll_write_vectored(
@@ -166,10 +178,26 @@ impl AsyncWrite for WatchedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        self.poll_io(cx, |socket| socket.try_write_vectored(bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        true
+    }
+
+    /// TCP has no buffer of its own to flush.
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let result = nix::sys::socket::shutdown(
+            std::os::fd::AsRawFd::as_raw_fd(&self.socket.as_fd()),
+            nix::sys::socket::Shutdown::Write,
+        );
+        Poll::Ready(match result {
+            Ok(()) | Err(nix::errno::Errno::ENOTCONN) => Ok(()),
+            Err(errno) => Err(errno.into()),
+        })
     }
 }

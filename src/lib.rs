@@ -12,6 +12,7 @@ pub mod ids;
 pub mod images;
 pub mod metrics;
 pub mod prompt;
+pub mod server;
 pub mod structured;
 pub mod tools;
 pub mod translate;
@@ -19,51 +20,54 @@ pub mod usage;
 
 use std::sync::Arc;
 
-use poem::{
-    listener::{Acceptor, Listener, TcpListener},
-    Endpoint, Response, Server,
-};
+use poem::{Endpoint, Response};
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     api::AppState,
     codex::{AppServerBackend, ExecBackend, SharedBackend},
     config::{BackendKind, Config},
-    connection::{ConnectionRegistry, WatchedAcceptor},
+    connection::ConnectionRegistry,
     metrics::Metrics,
+    server::ServeOptions,
 };
 
 /// The application for `config`, running codex through `backend`; `connections` lets requests
-/// notice a client leaving (it stays empty when tests call the app in process).
+/// notice a client leaving (it stays empty when tests call the app in process), and cancelling
+/// `stop_runs` ends every running request with an error its client can read.
 pub fn app_with_backend(
     config: Config,
     backend: SharedBackend,
     connections: Arc<ConnectionRegistry>,
     metrics: Arc<Metrics>,
+    stop_runs: CancellationToken,
 ) -> impl Endpoint<Output = Response> {
     api::routes(Arc::new(AppState::new(
         config,
         backend,
         connections,
         metrics,
+        stop_runs,
     )))
 }
 
 /// The application for `config`, running codex with the backend `CODEX_BACKEND` names. The
 /// app-server backend starts its process at once, so this needs a running tokio runtime.
 pub fn app(config: Config) -> impl Endpoint<Output = Response> {
-    app_watching(config, Arc::default())
+    app_watching(config, Arc::default(), CancellationToken::new())
 }
 
 fn app_watching(
     config: Config,
     connections: Arc<ConnectionRegistry>,
+    stop_runs: CancellationToken,
 ) -> impl Endpoint<Output = Response> {
     let metrics = Arc::new(Metrics::new());
     let backend: SharedBackend = match config.codex_backend {
         BackendKind::Exec => Arc::new(ExecBackend::new(&config)),
         BackendKind::AppServer => Arc::new(AppServerBackend::new(&config, metrics.app_server())),
     };
-    app_with_backend(config, backend, connections, metrics)
+    app_with_backend(config, backend, connections, metrics, stop_runs)
 }
 
 /// Sets up logging at `config.log_level` on stderr.
@@ -92,29 +96,21 @@ pub async fn serve(config: Config) -> std::io::Result<()> {
     // Installed before the address is announced, so a signal sent right after start-up is
     // already a graceful shutdown.
     let shutdown = shutdown_signal()?;
-    let connections = Arc::new(ConnectionRegistry::default());
-    let acceptor = WatchedAcceptor::new(
-        TcpListener::bind((config.host, config.port))
-            .into_acceptor()
-            .await?,
-        connections.clone(),
-    );
+    let listener = tokio::net::TcpListener::bind((config.host, config.port)).await?;
+    let options = ServeOptions::new(&config.limits);
     // Before the address line: whoever waits for that line has seen the warnings too.
     warn_about_exposure(&config);
-    if let Some(addr) = acceptor
-        .local_addr()
-        .first()
-        .and_then(|a| a.as_socket_addr().copied())
-    {
-        tracing::info!("listening on http://{addr} (docs at http://{addr}/docs)");
-    }
-    let grace = config.limits.shutdown_grace;
-    let app = app_watching(config, connections);
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown, Some(grace))
-        .await?;
-    // Requests still running after the grace period end here: returning drops the runtime and
-    // with it every response stream, and each stream kills its codex process group.
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        max_connections = options.max_connections,
+        "listening on http://{addr} (docs at http://{addr}/docs)"
+    );
+    let connections = Arc::new(ConnectionRegistry::default());
+    let stop_runs = CancellationToken::new();
+    let app = app_watching(config, connections.clone(), stop_runs.clone());
+    server::run(listener, app, connections, options, shutdown, stop_runs).await;
+    // Whatever is still open ends here: returning drops the runtime and with it every response
+    // stream, and each stream kills its codex process group.
     tracing::info!("stopped");
     Ok(())
 }

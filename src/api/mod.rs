@@ -22,6 +22,7 @@ use poem::{
 use poem_openapi::{OpenApiService, Tags};
 
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
@@ -38,6 +39,9 @@ pub struct AppState {
     /// Open connections, to notice a client leaving mid-request.
     pub connections: Arc<ConnectionRegistry>,
     pub metrics: Arc<Metrics>,
+    /// Cancelled when the server stops for good: every running request then ends with an
+    /// error its client can read.
+    pub stop_runs: CancellationToken,
     /// Unix seconds; reported as the models' `created`.
     pub started_at: i64,
 }
@@ -48,8 +52,10 @@ impl AppState {
         backend: SharedBackend,
         connections: Arc<ConnectionRegistry>,
         metrics: Arc<Metrics>,
+        stop_runs: CancellationToken,
     ) -> Self {
         AppState {
+            stop_runs,
             slots: Arc::new(Semaphore::new(config.limits.max_concurrency)),
             config,
             backend,
