@@ -70,10 +70,16 @@ pub enum ProxyError {
     #[error("{0}")]
     Timeout(String),
     /// The prompt is larger than `MAX_PROMPT_TOKENS`; refused before codex starts.
-    #[error("The conversation is {tokens} tokens, more than this server's limit of {limit} (MAX_PROMPT_TOKENS). Shorten it or start a new conversation.")]
+    #[error("The conversation is more than {limit} tokens (counting stopped at {tokens}), this server's limit (MAX_PROMPT_TOKENS). Shorten it or start a new conversation.")]
     PromptTooLong { tokens: u64, limit: u64 },
     #[error("The request body is larger than this server's limit of {limit} bytes (MAX_BODY_BYTES). Send a smaller request.")]
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive within `BODY_TIMEOUT_SECS`.
+    #[error("The request body did not arrive within {secs} s (BODY_TIMEOUT_SECS).")]
+    BodyTimeout { secs: u64 },
+    /// The server is stopping and ended the request before codex finished.
+    #[error("The server is shutting down and stopped this request before codex finished. Retry in a moment.")]
+    ShuttingDown,
     /// The client closed its connection before the answer was ready.
     #[error("The client closed the connection before the answer was ready.")]
     ClientGone,
@@ -115,6 +121,8 @@ impl ProxyError {
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::PromptTooLong { .. } => StatusCode::BAD_REQUEST,
             ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             // nginx's "client closed request": nobody reads it, but logs say what happened.
             ProxyError::ClientGone => StatusCode::from_u16(499).expect("499 is a valid status"),
             ProxyError::Http { status, .. } => *status,
@@ -164,6 +172,8 @@ impl ProxyError {
             ProxyError::Timeout(_) => Some("timeout"),
             ProxyError::PromptTooLong { .. } => Some("context_length_exceeded"),
             ProxyError::PayloadTooLarge { .. } => Some("request_too_large"),
+            ProxyError::BodyTimeout { .. } => Some("request_timeout"),
+            ProxyError::ShuttingDown => Some("server_shutting_down"),
             ProxyError::ClientGone | ProxyError::Http { .. } => None,
         }
     }

@@ -489,6 +489,7 @@ mod tests {
     use super::*;
     use crate::codex::{CodexUsage, ThreadItem};
     use crate::error::FailureKind;
+    use crate::tools::schema::SchemaBudget;
 
     fn completed(id: &str, details: ItemDetails) -> ThreadEvent {
         ThreadEvent::ItemCompleted {
@@ -628,7 +629,8 @@ mod tests {
             serde_json::json!({"type": "object"}),
             false,
         )];
-        let set = ToolSet::from_request(Some(&tools), None, Some(false)).unwrap();
+        let set = ToolSet::from_request(Some(&tools), None, Some(false), SchemaBudget::default())
+            .unwrap();
         let mut translator = Translator::new(Arc::from("what time is it"), set);
         let mut deltas = translator.on_event(message(
             "Checking.\n{\"name\": \"get_time\", \"arguments\": {}}",
@@ -837,7 +839,7 @@ mod tests {
         )];
         let mut translator = Translator::new(
             Arc::from("q"),
-            ToolSet::from_request(Some(&tools), None, None).unwrap(),
+            ToolSet::from_request(Some(&tools), None, None, SchemaBudget::default()).unwrap(),
         );
         let call = r#"{"name": "get_time", "arguments": {}}"#;
         assert_eq!(

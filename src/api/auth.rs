@@ -30,13 +30,11 @@ impl ApiKeys {
         if self.0.is_empty() {
             return Ok(());
         }
+        // The scheme is case-insensitive (RFC 9110 11.1): `BEARER` and `bearer` are `Bearer`.
         let presented = authorization
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(|value| value.trim_start().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim())
             .unwrap_or("");
         let matched = self.0.iter().fold(subtle::Choice::from(0), |found, key| {
             found | key.as_bytes().ct_eq(presented.as_bytes())
@@ -45,6 +43,17 @@ impl ApiKeys {
             return Err(ProxyError::InvalidApiKey);
         }
         Ok(())
+    }
+}
+
+impl ApiKeys {
+    /// Checks the request's `Authorization` header.
+    pub fn check_request(&self, request: &Request) -> Result<(), ProxyError> {
+        let header = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        self.check(header)
     }
 }
 
@@ -86,11 +95,7 @@ impl<'a> ApiExtractor<'a> for Authorized {
         let keys = request
             .data::<ApiKeys>()
             .expect("routes attach ApiKeys to every request");
-        let header = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        keys.check(header).map_err(ApiError)?;
+        keys.check_request(request).map_err(ApiError)?;
         Ok(Authorized)
     }
 }
@@ -113,6 +118,8 @@ mod tests {
         let keys = keys(&["alpha", "beta"]);
         assert!(keys.check(Some("Bearer alpha")).is_ok());
         assert!(keys.check(Some("bearer beta")).is_ok());
+        assert!(keys.check(Some("BEARER alpha")).is_ok());
+        assert!(keys.check(Some("bEaReR  beta ")).is_ok());
         for bad in [
             None,
             Some("alpha"),
@@ -120,6 +127,8 @@ mod tests {
             Some("Bearer alphaa"),
             Some("Bearer "),
             Some("Basic alpha"),
+            Some("Bearer"),
+            Some("Bearerx alpha"),
         ] {
             assert_eq!(keys.check(bad), Err(ProxyError::InvalidApiKey), "{bad:?}");
         }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use futures_util::{future::BoxFuture, FutureExt, Stream, StreamExt};
 use poem::web::RemoteAddr;
 use poem_openapi::{payload::Json, ApiResponse, OpenApi, ResponseContent};
-use tokio::{sync::OwnedSemaphorePermit, time::Instant};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
 use tracing::Span;
 
 use super::{
@@ -26,10 +29,13 @@ use crate::{
     metrics::{Metrics, RunGuard},
     prompt,
     structured::ResponseFormat,
-    tools::ToolSet,
+    tools::{schema::SchemaBudget, ToolSet},
     translate::{Delta, Options, Translator},
-    usage::count_tokens,
+    usage::{count_tokens_up_to, Counted},
 };
+
+/// The `model` label of requests for a model this server does not list.
+const UNKNOWN_MODEL: &str = "unknown";
 
 pub struct ChatApi {
     pub state: Arc<AppState>,
@@ -72,7 +78,13 @@ impl ChatApi {
             Ok(_) => 200,
             Err(err) => err.0.status().as_u16(),
         };
-        self.state.metrics.request(&model, status);
+        // Labels come from the server's own list: a client's made-up model names would make
+        // a new series each, and `/metrics` grow without bound.
+        let label = match self.state.config.resolve_model(&model) {
+            Some(_) => model.as_str(),
+            None => UNKNOWN_MODEL,
+        };
+        self.state.metrics.request(label, status);
         result
     }
 }
@@ -85,7 +97,13 @@ impl ChatApi {
     ) -> Result<ChatResponse, ApiError> {
         let state = &self.state;
         let plan = Plan::from_request(state, &request)?;
-        check_prompt_size(&plan.turn.prompt, state.config.limits.max_prompt_tokens).await?;
+        let prompt: Arc<str> = Arc::from(plan.turn.prompt.as_str());
+        check_prompt_size(
+            &prompt,
+            state.config.limits.max_prompt_tokens,
+            &state.counting,
+        )
+        .await?;
         tracing::info!(model = %request.model, stream = plan.stream, messages = request.messages.len(), user = request.user.as_deref().unwrap_or(""), "chat completion");
 
         let client_gone = {
@@ -99,7 +117,6 @@ impl ChatApi {
             permit = take_slot(state) => permit?,
             () = client_gone() => return Err(ProxyError::ClientGone.into()),
         };
-        let prompt: Arc<str> = Arc::from(plan.turn.prompt.as_str());
         let run = state.backend.run(plan.turn).await?;
         let deltas = deltas(
             Run {
@@ -201,19 +218,25 @@ async fn take_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ProxyError>
 }
 
 /// Refuses a prompt over `MAX_PROMPT_TOKENS` before any process starts. A token is at least one
-/// byte, so only a prompt longer in bytes than the limit needs counting, off the async threads.
-async fn check_prompt_size(prompt: &str, limit: u64) -> Result<(), ProxyError> {
+/// byte, so only a prompt longer in bytes than the limit needs counting; that counting stops
+/// once past the limit, and runs off the async threads, a few at a time (`counting`).
+async fn check_prompt_size(
+    prompt: &Arc<str>,
+    limit: u64,
+    counting: &Semaphore,
+) -> Result<(), ProxyError> {
     if prompt.len() as u64 <= limit {
         return Ok(());
     }
-    let text = prompt.to_owned();
-    let tokens = tokio::task::spawn_blocking(move || count_tokens(&text))
+    let _turn = counting.acquire().await.expect("never closed");
+    let text = prompt.clone();
+    let counted = tokio::task::spawn_blocking(move || count_tokens_up_to(&text, limit))
         .await
-        .unwrap_or(u64::MAX);
-    if tokens > limit {
-        return Err(ProxyError::PromptTooLong { tokens, limit });
+        .unwrap_or(Counted::MoreThan(u64::MAX));
+    match counted {
+        Counted::Exactly(_) => Ok(()),
+        Counted::MoreThan(tokens) => Err(ProxyError::PromptTooLong { tokens, limit }),
     }
-    Ok(())
 }
 
 /// A started codex run and everything it holds until its reply ends.
@@ -260,6 +283,10 @@ impl Plan {
             request.tools.as_deref(),
             request.tool_choice.as_ref(),
             request.parallel_tool_calls,
+            SchemaBudget {
+                max_nodes: state.config.limits.max_tool_schema_nodes,
+                max_steps: state.config.limits.max_tool_check_steps,
+            },
         )?;
         let format = ResponseFormat::from_request(request.response_format.as_ref())?;
         let mut prompt = prompt::render(&request.messages, tools.as_deref())?;

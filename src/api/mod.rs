@@ -36,6 +36,9 @@ pub struct AppState {
     pub backend: SharedBackend,
     /// One permit per codex run allowed at once (`MAX_CONCURRENCY`).
     pub slots: Arc<Semaphore>,
+    /// One permit per prompt being counted at once: one per core, so counting never takes
+    /// every core from the rest of the server.
+    pub counting: Semaphore,
     /// Open connections, to notice a client leaving mid-request.
     pub connections: Arc<ConnectionRegistry>,
     pub metrics: Arc<Metrics>,
@@ -57,6 +60,9 @@ impl AppState {
         AppState {
             stop_runs,
             slots: Arc::new(Semaphore::new(config.limits.max_concurrency)),
+            counting: Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
+            ),
             config,
             backend,
             connections,
@@ -102,7 +108,10 @@ pub fn service(
 /// The whole application: API, docs, and error normalisation.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     let keys = auth::ApiKeys(Arc::new(state.config.api_keys.clone()));
-    let max_body = state.config.limits.max_body_bytes;
+    let body = BodyLimits {
+        max_bytes: state.config.limits.max_body_bytes,
+        timeout: state.config.limits.body_timeout,
+    };
     let api = service(state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -112,22 +121,44 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/redoc", redoc)
         .at("/openapi.json", spec)
         .nest("/", api)
-        .data(keys)
-        .around(move |ep, req| async move {
-            let id = request_id::request_id(&req);
-            let span = request_id::span(&req, &id);
-            let mut response = handle(ep, req, max_body).instrument(span).await;
-            response
-                .headers_mut()
-                .insert(request_id::HEADER, request_id::header_value(&id));
-            Ok(response)
+        .data(keys.clone())
+        .around(move |ep, req| {
+            let keys = keys.clone();
+            async move {
+                let id = request_id::request_id(&req);
+                let span = request_id::span(&req, &id);
+                let mut response = handle(ep, req, &keys, body).instrument(span).await;
+                response
+                    .headers_mut()
+                    .insert(request_id::HEADER, request_id::header_value(&id));
+                Ok(response)
+            }
         })
 }
 
-/// One request through the API, inside its span: body limit, the endpoint, error shaping.
-async fn handle<E: Endpoint>(ep: std::sync::Arc<E>, req: Request, max_body: usize) -> Response {
+/// How much body a request may send, and how fast.
+#[derive(Debug, Clone, Copy)]
+struct BodyLimits {
+    max_bytes: usize,
+    timeout: std::time::Duration,
+}
+
+/// One request through the API, inside its span: the key (before any of the body is read, so
+/// a client without one cannot make the server hold its upload), the body limits, the
+/// endpoint, error shaping.
+async fn handle<E: Endpoint>(
+    ep: std::sync::Arc<E>,
+    req: Request,
+    keys: &auth::ApiKeys,
+    limits: BodyLimits,
+) -> Response {
     let path = req.uri().path().to_owned();
-    let (req, body) = match read_body(req, max_body).await {
+    if path.starts_with("/v1/") {
+        if let Err(err) = keys.check_request(&req) {
+            return error::error_response(&err);
+        }
+    }
+    let (req, body) = match read_body(req, limits).await {
         Ok(read) => read,
         Err(err) => return error::error_response(&err),
     };
@@ -144,9 +175,11 @@ async fn handle<E: Endpoint>(ep: std::sync::Arc<E>, req: Request, max_body: usiz
 }
 
 /// Reads the body, refusing one over `MAX_BODY_BYTES` with a 413 by its declared length or, when
-/// none is declared, as soon as that much has arrived. The bytes are kept so that a body that
-/// does not parse can be explained.
-async fn read_body(mut req: Request, limit: usize) -> Result<(Request, Bytes), ProxyError> {
+/// none is declared, as soon as that much has arrived, and one that takes longer than
+/// `BODY_TIMEOUT_SECS` with a 408. The bytes are kept so that a body that does not parse can be
+/// explained.
+async fn read_body(mut req: Request, limits: BodyLimits) -> Result<(Request, Bytes), ProxyError> {
+    let limit = limits.max_bytes;
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -155,10 +188,12 @@ async fn read_body(mut req: Request, limit: usize) -> Result<(Request, Bytes), P
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(ProxyError::PayloadTooLarge { limit });
     }
-    let bytes = req
-        .take_body()
-        .into_bytes_limit(limit)
+    let read = tokio::time::timeout(limits.timeout, req.take_body().into_bytes_limit(limit));
+    let bytes = read
         .await
+        .map_err(|_| ProxyError::BodyTimeout {
+            secs: limits.timeout.as_secs(),
+        })?
         .map_err(|err| match err {
             poem::error::ReadBodyError::PayloadTooLarge => ProxyError::PayloadTooLarge { limit },
             other => {

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWriteExt};
 use tracing::Instrument;
 
 use super::{
-    launch::{codex_env, resolve_program, spawn_codex, version_status},
+    launch::{codex_env, resolve_program, spawn_codex, VersionProbe},
     lines::{CappedLines, Line},
     process::ProcessGroupGuard,
     Backend, CodexStatus, ExitReport, RunEvent, RunStream, ThreadEvent, Turn,
@@ -67,6 +67,7 @@ pub struct ExecBackend {
     overrides: Vec<String>,
     /// `CODEX_HOME` for the child, when the server sets one.
     codex_home: Option<PathBuf>,
+    version: std::sync::Arc<VersionProbe>,
 }
 
 impl ExecBackend {
@@ -78,6 +79,10 @@ impl ExecBackend {
             workdir: config.codex_workdir.clone(),
             overrides: config.codex_config.clone(),
             codex_home: config.codex_home.clone(),
+            version: std::sync::Arc::new(VersionProbe::new(
+                &config.codex_path,
+                config.codex_home.as_deref(),
+            )),
         }
     }
 
@@ -143,7 +148,7 @@ impl Backend for ExecBackend {
     }
 
     fn status(&self) -> BoxFuture<'_, CodexStatus> {
-        version_status(&self.codex_path, self.explicit_env()).boxed()
+        self.version.status().boxed()
     }
 }
 

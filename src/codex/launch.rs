@@ -5,7 +5,7 @@ use std::{
     ffi::OsString,
     path::{Path, PathBuf},
     process::Stdio,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::process::{Child, Command};
@@ -110,8 +110,43 @@ fn spawn_error(program: &Path, err: &std::io::Error) -> ProxyError {
     })
 }
 
+/// How long one `codex --version` answer stands for.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// `codex --version` for `/health`, run at most once per [`PROBE_INTERVAL`] however many ask:
+/// `/health` is open to anyone, and a process per probe let a burst of probes start hundreds.
+#[derive(Debug)]
+pub struct VersionProbe {
+    codex_path: PathBuf,
+    env: Vec<(OsString, OsString)>,
+    last: tokio::sync::Mutex<Option<(Instant, CodexStatus)>>,
+}
+
+impl VersionProbe {
+    pub fn new(codex_path: &Path, codex_home: Option<&Path>) -> Self {
+        VersionProbe {
+            codex_path: codex_path.to_owned(),
+            env: codex_env(codex_home),
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The latest answer; callers that arrive while a probe runs wait for its answer.
+    pub async fn status(&self) -> CodexStatus {
+        let mut last = self.last.lock().await;
+        if let Some((at, status)) = last.as_ref() {
+            if at.elapsed() < PROBE_INTERVAL {
+                return status.clone();
+            }
+        }
+        let status = version_status(&self.codex_path, self.env.clone()).await;
+        *last = Some((Instant::now(), status.clone()));
+        status
+    }
+}
+
 /// Runs `codex --version`: installed, runnable, and which version.
-pub async fn version_status(codex_path: &Path, env: Vec<(OsString, OsString)>) -> CodexStatus {
+async fn version_status(codex_path: &Path, env: Vec<(OsString, OsString)>) -> CodexStatus {
     let program = match resolve_program(codex_path) {
         Ok(program) => program,
         Err(err) => {

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use super::ToolSet;
+use super::{schema::Checked, ToolSet};
 
 /// A call found in the answer, arguments re-serialised as compact JSON.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -187,19 +187,29 @@ fn call(map: &Map<String, Value>, set: &ToolSet) -> Option<FoundCall> {
         },
         Some(_) => return None,
     };
-    if let Err(mismatch) = tool.check_arguments(&arguments) {
-        // The mismatch quotes the arguments, which are the user's data: details at debug only.
-        tracing::debug!(tool = name, %mismatch, "tool call arguments do not match the schema");
+    let problem = match tool.check_arguments(&arguments) {
+        Checked::Valid => None,
+        Checked::Invalid(mismatch) => {
+            // The mismatch quotes the arguments, which are the user's data: details at debug only.
+            tracing::debug!(tool = name, %mismatch, "tool call arguments do not match the schema");
+            Some("do not match the schema")
+        }
+        Checked::TooCostly(why) => {
+            tracing::warn!(tool = name, %why, "tool call arguments too costly to check");
+            Some("were not checked (too costly)")
+        }
+    };
+    if let Some(problem) = problem {
         if tool.strict {
             tracing::warn!(
                 tool = name,
-                "a call of a strict tool failed its schema; left as content"
+                "the arguments of a call of a strict tool {problem}; left as content"
             );
             return None;
         }
         tracing::warn!(
             tool = name,
-            "tool call arguments do not match the schema; returned as called"
+            "tool call arguments {problem}; returned as called"
         );
     }
     Some(FoundCall {

@@ -3,11 +3,13 @@
 
 pub mod extract;
 pub mod render;
+pub mod schema;
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
+use self::schema::{Checked, Checker, SchemaBudget};
 use crate::{api::request::Tool, error::ProxyError};
 
 /// A new tool call id: `call_` and 24 random alphanumerics, like OpenAI's.
@@ -22,7 +24,7 @@ pub struct ToolSpec {
     pub parameters: Option<Value>,
     /// `strict: true`: a call whose arguments fail the schema is not emitted.
     pub strict: bool,
-    validator: Option<jsonschema::Validator>,
+    checker: Option<Checker>,
 }
 
 impl std::fmt::Debug for ToolSpec {
@@ -35,11 +37,11 @@ impl std::fmt::Debug for ToolSpec {
 }
 
 impl ToolSpec {
-    /// Checks arguments against the tool's parameter schema; the error says what is wrong.
-    pub fn check_arguments(&self, arguments: &Value) -> Result<(), String> {
-        match &self.validator {
-            Some(validator) => validator.validate(arguments).map_err(|err| err.to_string()),
-            None => Ok(()),
+    /// Checks arguments against the tool's parameter schema, within the request's budget.
+    pub fn check_arguments(&self, arguments: &Value) -> Checked {
+        match &self.checker {
+            Some(checker) => checker.check(arguments),
+            None => Checked::Valid,
         }
     }
 }
@@ -68,11 +70,13 @@ impl ToolSet {
         self.tools.iter().find(|tool| tool.name == name)
     }
 
-    /// Builds the tool set from the request fields, refusing what OpenAI would refuse.
+    /// Builds the tool set from the request fields, refusing what OpenAI would refuse and a
+    /// schema over `budget`.
     pub fn from_request(
         tools: Option<&[Tool]>,
         tool_choice: Option<&Value>,
         parallel_tool_calls: Option<bool>,
+        budget: SchemaBudget,
     ) -> Result<Option<Arc<ToolSet>>, ProxyError> {
         let tools = tools.unwrap_or_default();
         let choice = match tool_choice {
@@ -112,7 +116,7 @@ impl ToolSet {
         }
         let mut specs = Vec::with_capacity(tools.len());
         for (index, tool) in tools.iter().enumerate() {
-            specs.push(spec(index, tool)?);
+            specs.push(spec(index, tool, budget)?);
         }
         if let ToolChoice::Named(name) = &choice {
             specs.retain(|tool| &tool.name == name);
@@ -133,7 +137,7 @@ impl ToolSet {
     }
 }
 
-fn spec(index: usize, tool: &Tool) -> Result<ToolSpec, ProxyError> {
+fn spec(index: usize, tool: &Tool, budget: SchemaBudget) -> Result<ToolSpec, ProxyError> {
     let param = |field: &str| format!("tools[{index}].{field}");
     if tool.kind != "function" {
         return Err(ProxyError::InvalidRequest {
@@ -158,24 +162,25 @@ fn spec(index: usize, tool: &Tool) -> Result<ToolSpec, ProxyError> {
             param: Some(param("function.name")),
         });
     }
-    let validator =
-        match &tool.function.parameters {
-            None => None,
-            Some(schema) => Some(jsonschema::validator_for(schema).map_err(|err| {
-                ProxyError::InvalidRequest {
+    let checker = match &tool.function.parameters {
+        None => None,
+        Some(schema) => {
+            Some(
+                Checker::new(schema, budget).map_err(|err| ProxyError::InvalidRequest {
                     message: format!(
-                        "tools[{index}].function.parameters is not a valid JSON Schema: {err}"
+                        "tools[{index}].function.parameters cannot be used as a JSON Schema: {err}"
                     ),
                     param: Some(param("function.parameters")),
-                }
-            })?),
-        };
+                })?,
+            )
+        }
+    };
     Ok(ToolSpec {
         name: name.clone(),
         description: tool.function.description.clone(),
         parameters: tool.function.parameters.clone(),
         strict: tool.function.strict.unwrap_or(false),
-        validator,
+        checker,
     })
 }
 
@@ -185,6 +190,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::api::request::FunctionDefinition;
+    use crate::tools::schema::SchemaBudget;
 
     pub fn tool(name: &str, parameters: Value, strict: bool) -> Tool {
         Tool {
@@ -201,15 +207,27 @@ pub(crate) mod tests {
     #[test]
     fn none_and_no_tools_mean_no_tool_set() {
         let tools = [tool("a", json!({"type": "object"}), false)];
+        assert!(ToolSet::from_request(
+            Some(&tools),
+            Some(&json!("none")),
+            None,
+            SchemaBudget::default()
+        )
+        .unwrap()
+        .is_none());
         assert!(
-            ToolSet::from_request(Some(&tools), Some(&json!("none")), None)
+            ToolSet::from_request(None, None, None, SchemaBudget::default())
                 .unwrap()
                 .is_none()
         );
-        assert!(ToolSet::from_request(None, None, None).unwrap().is_none());
-        assert!(ToolSet::from_request(Some(&[]), Some(&json!("auto")), None)
-            .unwrap()
-            .is_none());
+        assert!(ToolSet::from_request(
+            Some(&[]),
+            Some(&json!("auto")),
+            None,
+            SchemaBudget::default()
+        )
+        .unwrap()
+        .is_none());
     }
 
     #[test]
@@ -219,6 +237,7 @@ pub(crate) mod tests {
             Some(&tools),
             Some(&json!({"type": "function", "function": {"name": "b"}})),
             Some(false),
+            SchemaBudget::default(),
         )
         .unwrap()
         .unwrap();
@@ -259,7 +278,9 @@ pub(crate) mod tests {
             (vec![], json!("required"), "tool_choice"),
         ];
         for (tools, choice, param) in cases {
-            let err = ToolSet::from_request(Some(&tools), Some(&choice), None).unwrap_err();
+            let err =
+                ToolSet::from_request(Some(&tools), Some(&choice), None, SchemaBudget::default())
+                    .unwrap_err();
             assert_eq!(err.param(), Some(param), "{err}");
             assert_eq!(err.status().as_u16(), 400);
         }

@@ -65,7 +65,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::tools::tests::tool;
+    use crate::tools::{schema::SchemaBudget, tests::tool};
 
     #[test]
     fn the_section_lists_each_tool_and_the_call_format() {
@@ -77,9 +77,14 @@ mod tests {
             ),
             tool("get_time", json!({"type": "object"}), false),
         ];
-        let set = ToolSet::from_request(Some(&tools), Some(&json!("required")), Some(false))
-            .unwrap()
-            .unwrap();
+        let set = ToolSet::from_request(
+            Some(&tools),
+            Some(&json!("required")),
+            Some(false),
+            SchemaBudget::default(),
+        )
+        .unwrap()
+        .unwrap();
         let text = tools_section(&set);
         assert!(text.contains("<tool name=\"get_weather\">\ndescription: The get_weather tool.\nparameters (JSON Schema): {\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}\n</tool>"), "{text}");
         assert!(

@@ -2,7 +2,7 @@
 
 use codex_openai_proxy::{
     api::request::{FunctionDefinition, Tool},
-    tools::{extract::extract, ToolSet},
+    tools::{extract::extract, schema::SchemaBudget, ToolSet},
 };
 use serde_json::{json, Value};
 
@@ -78,7 +78,7 @@ const CASES: &[(&str, &str)] = &[
 
 #[test]
 fn every_tricky_answer_parses_as_snapshotted() {
-    let set = ToolSet::from_request(Some(&tools()), None, None)
+    let set = ToolSet::from_request(Some(&tools()), None, None, SchemaBudget::default())
         .unwrap()
         .unwrap();
     assert!(CASES.len() >= 25);
@@ -105,7 +105,7 @@ fn every_tricky_answer_parses_as_snapshotted() {
 
 #[test]
 fn parallel_false_keeps_only_the_first_call() {
-    let set = ToolSet::from_request(Some(&tools()), None, Some(false))
+    let set = ToolSet::from_request(Some(&tools()), None, Some(false), SchemaBudget::default())
         .unwrap()
         .unwrap();
     let extraction = extract(CASES[5].1, &set);
@@ -120,6 +120,7 @@ fn a_named_choice_only_counts_calls_of_that_tool() {
         Some(&tools()),
         Some(&json!({"type": "function", "function": {"name": "get_time"}})),
         None,
+        SchemaBudget::default(),
     )
     .unwrap()
     .unwrap();

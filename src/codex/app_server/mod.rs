@@ -29,7 +29,7 @@ use self::{
 };
 use super::{
     exec::{chat_overrides, effective_sandbox, Attachments, WorkDir},
-    launch::{codex_env, resolve_program, version_status},
+    launch::{codex_env, resolve_program, VersionProbe},
     Backend, CodexStatus, RunStream, Turn,
 };
 use crate::{
@@ -97,6 +97,7 @@ impl Settings {
 
 pub struct AppServerBackend {
     settings: Settings,
+    version: VersionProbe,
     state: watch::Receiver<State>,
     /// Dropping the backend stops the supervisor, which kills the process.
     _stop: watch::Sender<()>,
@@ -125,6 +126,7 @@ impl AppServerBackend {
         let (stop, stopped) = watch::channel(());
         tokio::spawn(supervise(settings.clone(), state_tx, stopped, metrics));
         AppServerBackend {
+            version: VersionProbe::new(&settings.codex_path, settings.codex_home.as_deref()),
             settings,
             state,
             _stop: stop,
@@ -220,13 +222,7 @@ impl Backend for AppServerBackend {
                 State::Ready(connection) if connection.has_exited() => CodexStatus::Unavailable {
                     reason: "codex app-server exited; it is being restarted".into(),
                 },
-                State::Ready(_) => {
-                    version_status(
-                        &self.settings.codex_path,
-                        codex_env(self.settings.codex_home.as_deref()),
-                    )
-                    .await
-                }
+                State::Ready(_) => self.version.status().await,
                 State::Starting => CodexStatus::Unavailable {
                     reason: "codex app-server is starting".into(),
                 },
