@@ -176,7 +176,8 @@ pub struct Limits {
     pub queue_timeout: Duration,
     /// The longest a codex run may take in all.
     pub codex_timeout: Duration,
-    /// The longest codex may stay silent between two events.
+    /// The longest codex may stay silent between two events, and the longest a client may
+    /// leave its reply unread before it counts as gone.
     pub codex_idle_timeout: Duration,
     /// How long running requests may finish after SIGTERM or SIGINT.
     pub shutdown_grace: Duration,
@@ -189,8 +190,7 @@ pub struct Limits {
     /// How long a client may take to send a request's headers; also how long an idle
     /// keep-alive connection stays open.
     pub header_timeout: Duration,
-    /// How long a client may take to send a request's body, and the longest a reply may stay
-    /// unwritable (the client not reading) before the connection is closed.
+    /// How long a client may take to send a request's body.
     pub body_timeout: Duration,
     /// Open connections at once; `None` derives the number from the process's fd limit.
     pub max_connections: Option<usize>,

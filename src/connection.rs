@@ -128,7 +128,7 @@ impl WatchedStream {
                     ready!(timer.as_mut().poll(cx));
                     tracing::info!(
                         peer = %self.addr,
-                        "the client has not read its reply for {} s (BODY_TIMEOUT_SECS); closing the connection",
+                        "the client has not read its reply for {} s (CODEX_IDLE_TIMEOUT_SECS); closing the connection",
                         limit.as_secs()
                     );
                     return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));

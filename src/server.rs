@@ -54,7 +54,7 @@ impl ServeOptions {
                 .max_connections
                 .unwrap_or_else(|| connections_for_fd_limit(raise_fd_limit(), limits)),
             header_timeout: limits.header_timeout,
-            stall_limit: limits.body_timeout,
+            stall_limit: limits.codex_idle_timeout,
             http2_max_streams: limits.http2_max_streams,
             shutdown_grace: limits.shutdown_grace,
         }

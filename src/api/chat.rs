@@ -8,10 +8,11 @@ use futures_util::{future::BoxFuture, FutureExt, Stream, StreamExt};
 use poem::web::RemoteAddr;
 use poem_openapi::{payload::Json, ApiResponse, OpenApi, ResponseContent};
 use tokio::{
-    sync::{OwnedSemaphorePermit, Semaphore},
+    sync::{mpsc, OwnedSemaphorePermit, Semaphore},
     time::Instant,
 };
-use tracing::Span;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span};
 
 use super::{
     auth::Authorized,
@@ -126,6 +127,7 @@ impl ChatApi {
                 metrics: state.metrics.clone(),
                 limits: state.config.limits.clone(),
                 client_gone: client_gone().boxed(),
+                stop_runs: state.stop_runs.clone(),
             },
             prompt,
             plan.options,
@@ -250,6 +252,8 @@ struct Run {
     limits: Limits,
     /// Resolves if the client closes its connection first.
     client_gone: BoxFuture<'static, ()>,
+    /// Cancelled when the server stops for good.
+    stop_runs: CancellationToken,
 }
 
 /// What the request asks for, checked before codex starts.
@@ -322,58 +326,100 @@ impl Plan {
     }
 }
 
-/// The deltas of one run, ending with its terminal delta. The run stops, and its process group
-/// is killed, when the stream is dropped, a deadline passes, or the client leaves.
+/// How many deltas may wait for the client to take them.
+const DELTA_BUFFER: usize = 64;
+
+/// The deltas of one run, ending with its terminal delta. The run is driven by a task of its
+/// own, so its deadlines fire whether or not the client reads: the run stops, and its process
+/// group is killed, when the reply is dropped, a deadline passes, the client leaves or leaves
+/// its reply unread for `CODEX_IDLE_TIMEOUT_SECS`, or the server stops.
 fn deltas(
     run: Run,
     prompt: Arc<str>,
     options: Options,
 ) -> impl Stream<Item = Delta> + Send + 'static {
+    let (tx, mut rx) = mpsc::channel(DELTA_BUFFER);
+    tokio::spawn(drive(run, prompt, options, tx).instrument(Span::current()));
     async_stream::stream! {
-        let Run { mut events, permit, _run, metrics, limits, mut client_gone } = run;
-        let _permit = permit;
-        let _run = _run;
-        let mut translator = Translator::with_options(prompt, options);
-        let deadline = Instant::now() + limits.codex_timeout;
-        loop {
-            let silence_ends = Instant::now() + limits.codex_idle_timeout;
-            let wake = deadline.min(silence_ends);
-            let next = tokio::select! {
-                biased;
-                () = &mut client_gone => {
-                    tracing::info!("the client closed the connection; stopping codex");
-                    yield Delta::Failed(ProxyError::ClientGone);
-                    return;
-                }
-                next = tokio::time::timeout_at(wake, events.next()) => next,
-            };
-            let event = match next {
-                Ok(Some(event)) => event,
-                Ok(None) => break,
+        while let Some(delta) = rx.recv().await {
+            yield delta;
+        }
+    }
+}
+
+/// Runs `run` to its end, sending each delta to `tx`.
+async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<Delta>) {
+    let Run {
+        mut events,
+        permit: _permit,
+        _run,
+        metrics,
+        limits,
+        mut client_gone,
+        stop_runs,
+    } = run;
+    let mut translator = Translator::with_options(prompt, options);
+    let deadline = Instant::now() + limits.codex_timeout;
+    // The last word of a run that is being stopped: sent only if there is room for it.
+    let last_word = |err: ProxyError| {
+        let _ = tx.try_send(Delta::Failed(err));
+    };
+    loop {
+        let silence_ends = Instant::now() + limits.codex_idle_timeout;
+        let wake = deadline.min(silence_ends);
+        let next = tokio::select! {
+            biased;
+            () = &mut client_gone => {
+                tracing::info!("the client closed the connection; stopping codex");
+                return last_word(ProxyError::ClientGone);
+            }
+            () = tx.closed() => return,
+            () = stop_runs.cancelled() => {
+                tracing::warn!("the server is stopping; ending this request");
+                return last_word(ProxyError::ShuttingDown);
+            }
+            next = tokio::time::timeout_at(wake, events.next()) => next,
+        };
+        let event = match next {
+            Ok(Some(event)) => event,
+            Ok(None) => break,
+            Err(_) => {
+                let message = if wake == deadline {
+                    format!("codex did not finish within {} s (CODEX_TIMEOUT_SECS) and was stopped.", limits.codex_timeout.as_secs())
+                } else {
+                    format!("codex was silent for {} s (CODEX_IDLE_TIMEOUT_SECS) and was stopped.", limits.codex_idle_timeout.as_secs())
+                };
+                tracing::warn!("{message}");
+                return last_word(ProxyError::Timeout(message));
+            }
+        };
+        for delta in translator.on_run_event(event) {
+            if let Delta::Finish { usage, .. } = &delta {
+                metrics.tokens(usage);
+            }
+            let terminal = delta.is_terminal();
+            match tokio::time::timeout(limits.codex_idle_timeout, tx.send(delta)).await {
+                Ok(Ok(())) => {}
+                // The reply was dropped: nobody is listening any more.
+                Ok(Err(_)) => return,
                 Err(_) => {
-                    let message = if wake == deadline {
-                        format!("codex did not finish within {} s (CODEX_TIMEOUT_SECS) and was stopped.", limits.codex_timeout.as_secs())
-                    } else {
-                        format!("codex was silent for {} s (CODEX_IDLE_TIMEOUT_SECS) and was stopped.", limits.codex_idle_timeout.as_secs())
-                    };
-                    tracing::warn!("{message}");
-                    yield Delta::Failed(ProxyError::Timeout(message));
-                    return;
-                }
-            };
-            for delta in translator.on_run_event(event) {
-                if let Delta::Finish { usage, .. } = &delta {
-                    metrics.tokens(usage);
-                }
-                let terminal = delta.is_terminal();
-                yield delta;
-                if terminal {
+                    tracing::info!(
+                        "the client has not read its reply for {} s (CODEX_IDLE_TIMEOUT_SECS); stopping codex",
+                        limits.codex_idle_timeout.as_secs()
+                    );
                     return;
                 }
             }
+            if terminal {
+                return;
+            }
         }
-        yield Delta::Failed(ProxyError::codex_failed("codex output ended without an exit status"));
     }
+    let _ = tx
+        .send(Delta::Failed(ProxyError::codex_failed(
+            "codex output ended without an exit status",
+        )))
+        .await;
 }
 
 /// Non-streaming is the fold of streaming: the same deltas, collected.
