@@ -49,7 +49,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "huge_line",
         "a 5 MiB stdout line that is not an event, then the answer",
     ),
-    ("big_answer", "a 1 MiB answer in one agent message"),
+    ("big_answer", "a 1 MiB answer in one agent message (`[[big_answer:N]]`: N such messages)"),
     ("stderr_flood", "2 MiB on stderr, then the answer"),
     (
         "slow",
@@ -286,7 +286,10 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
         ),
         "silent_exit" => (vec![], End::Crash { stderr: String::new(), code: 1 }),
         "huge_line" => (vec![Step::Raw("x".repeat(5 * 1024 * 1024)), message(TEXT_ANSWER)], End::Completed(TEXT_USAGE)),
-        "big_answer" => (vec![message(&"0123456789abcde\n".repeat(64 * 1024))], End::Completed(TEXT_USAGE)),
+        "big_answer" => {
+            let mib = arg.and_then(|n| n.parse().ok()).unwrap_or(1);
+            (vec![message(&"0123456789abcde\n".repeat(64 * 1024)); mib], End::Completed(TEXT_USAGE))
+        }
         "stderr_flood" => (
             vec![Step::Stderr(format!("{}\n", "e".repeat(1023)).repeat(2 * 1024)), message(TEXT_ANSWER)],
             End::Completed(TEXT_USAGE),

@@ -145,12 +145,12 @@ fn message_text(
 ) -> Result<String, ProxyError> {
     match &message.content {
         None => Ok(String::new()),
-        Some(MessageContent::Text(text)) => Ok(text.clone()),
+        Some(MessageContent::Text(text)) => Ok(text.to_string()),
         Some(MessageContent::Parts(parts)) => {
             let mut texts = Vec::with_capacity(parts.len());
             for (part_index, part) in parts.iter().enumerate() {
                 match part {
-                    ContentPart::Text(part) => texts.push(part.text.clone()),
+                    ContentPart::Text(part) => texts.push(part.text.to_string()),
                     ContentPart::ImageUrl(part) => {
                         let param =
                             format!("messages[{index}].content[{part_index}].image_url.url");

@@ -200,6 +200,19 @@ fn is_background_task(messages: &[ChatMessage]) -> bool {
     text.trim_start().starts_with("### Task:")
 }
 
+/// How many image parts the conversation holds, counted before any is decoded.
+fn image_parts(messages: &[ChatMessage]) -> usize {
+    messages
+        .iter()
+        .filter_map(|m| match &m.content {
+            Some(MessageContent::Parts(parts)) => Some(parts),
+            _ => None,
+        })
+        .flatten()
+        .filter(|part| matches!(part, ContentPart::ImageUrl(_)))
+        .count()
+}
+
 /// Waits up to `QUEUE_TIMEOUT_SECS` for one of the `MAX_CONCURRENCY` codex slots.
 async fn take_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ProxyError> {
     let limits = &state.config.limits;
@@ -293,7 +306,21 @@ impl Plan {
             },
         )?;
         let format = ResponseFormat::from_request(request.response_format.as_ref())?;
+        let images = image_parts(&request.messages);
+        let max_images = state.config.limits.max_images;
+        if images > max_images {
+            return Err(ProxyError::invalid(
+                format!("The conversation has {images} images, more than this server's limit of {max_images} (MAX_IMAGES)."),
+                "messages",
+            ));
+        }
         let mut prompt = prompt::render(&request.messages, tools.as_deref())?;
+        if prompt.text.trim().is_empty() && prompt.images.is_empty() {
+            return Err(ProxyError::invalid(
+                "The conversation has no text for codex to answer: give the user message some content.",
+                "messages",
+            ));
+        }
         if format == ResponseFormat::JsonObject {
             prompt
                 .text
@@ -385,9 +412,15 @@ async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<De
             Ok(None) => break,
             Err(_) => {
                 let message = if wake == deadline {
-                    format!("codex did not finish within {} s (CODEX_TIMEOUT_SECS) and was stopped.", limits.codex_timeout.as_secs())
+                    format!(
+                        "codex did not finish within {} s (CODEX_TIMEOUT_SECS) and was stopped.",
+                        limits.codex_timeout.as_secs()
+                    )
                 } else {
-                    format!("codex was silent for {} s (CODEX_IDLE_TIMEOUT_SECS) and was stopped.", limits.codex_idle_timeout.as_secs())
+                    format!(
+                        "codex was silent for {} s (CODEX_IDLE_TIMEOUT_SECS) and was stopped.",
+                        limits.codex_idle_timeout.as_secs()
+                    )
                 };
                 tracing::warn!("{message}");
                 return last_word(ProxyError::Timeout(message));

@@ -1,7 +1,13 @@
 //! Request wire types of `POST /v1/chat/completions`, as the OpenAI SDKs and OpenWebUI send them.
 //! Fields not listed here are accepted and ignored.
 
-use poem_openapi::{Enum, Object, Union};
+use std::borrow::Cow;
+
+use poem_openapi::{
+    registry::MetaSchemaRef,
+    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
+    Enum, Object, Union,
+};
 
 #[derive(Debug, Clone, Object)]
 pub struct ChatCompletionRequest {
@@ -78,7 +84,7 @@ pub struct ChatMessage {
 
 #[derive(Debug, Clone, Union)]
 pub enum MessageContent {
-    Text(String),
+    Text(JsonString),
     Parts(Vec<ContentPart>),
 }
 
@@ -93,7 +99,65 @@ pub enum ContentPart {
 
 #[derive(Debug, Clone, Object)]
 pub struct TextPart {
-    pub text: String,
+    pub text: JsonString,
+}
+
+/// A string that must be a JSON string. poem-openapi's `String` also takes numbers and
+/// booleans (`"content": 123` would become the text "123"), where OpenAI answers 400.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JsonString(pub String);
+
+impl std::ops::Deref for JsonString {
+    type Target = String;
+
+    fn deref(&self) -> &String {
+        &self.0
+    }
+}
+
+impl From<&str> for JsonString {
+    fn from(text: &str) -> Self {
+        JsonString(text.to_owned())
+    }
+}
+
+impl Type for JsonString {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        String::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        String::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for JsonString {
+    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+        match value {
+            Some(serde_json::Value::String(text)) => Ok(JsonString(text)),
+            other => Err(ParseError::expected_type(other.unwrap_or_default())),
+        }
+    }
+}
+
+impl ToJSON for JsonString {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(serde_json::Value::String(self.0.clone()))
+    }
 }
 
 #[derive(Debug, Clone, Object)]

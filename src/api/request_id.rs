@@ -13,12 +13,20 @@ use tracing::Span;
 
 pub const HEADER: &str = "x-request-id";
 
-/// The client's id when it is a sane one (visible ASCII, at most 128 bytes), else a new one.
+/// The client's id when it is a sane one, else a new one. Sane: 1 to 128 letters, digits and
+/// `-_.:/+=@`, so that it cannot carry the quotes, braces or spaces that would let it forge
+/// fields in a text log line, where it stands unquoted.
 pub fn request_id(req: &Request) -> String {
     req.headers()
         .get(HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 128
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=@".contains(&b))
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| crate::ids::random_id("req_"))
 }

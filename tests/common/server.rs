@@ -20,7 +20,29 @@ pub struct Server {
 impl Server {
     /// Starts the server with a clean environment plus `extra`, and waits for its address.
     pub fn start(extra: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_codex-openai-proxy"))
+        Server::spawn(
+            Command::new(env!("CARGO_BIN_EXE_codex-openai-proxy")),
+            extra,
+        )
+    }
+
+    /// The same, with at most `fds` open files (soft and hard limit alike).
+    #[allow(dead_code)] // used by the integration tests only
+    pub fn start_with_fd_limit(extra: &[(&str, &str)], fds: u64) -> Server {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_codex-openai-proxy"));
+        // SAFETY: setrlimit is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, fds, fds)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        Server::spawn(command, extra)
+    }
+
+    fn spawn(mut command: Command, extra: &[(&str, &str)]) -> Server {
+        let mut child = command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOST", "127.0.0.1")

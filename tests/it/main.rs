@@ -12,6 +12,7 @@ mod chat_errors;
 mod config_startup;
 mod fake_codex_cli;
 mod fidelity;
+mod hostile;
 mod images;
 mod lifecycle;
 mod limits;

@@ -162,52 +162,70 @@ impl AppServerBackend {
 
     async fn start(&self, turn: Turn) -> Result<RunStream, ProxyError> {
         let connection = self.connection().await?;
-        let files = Attachments::write(&turn, false)?;
-        let workdir = WorkDir::new(self.settings.workdir.as_ref())?;
-        let thread: ThreadStartResponse = timed(connection.call(
-            "thread/start",
-            &ThreadStartParams {
-                model: turn.model.clone(),
-                cwd: workdir.path().display().to_string(),
-                approval_policy: "never".into(),
-                sandbox: self.settings.sandbox.into(),
-                ephemeral: true,
-            },
-        ))
-        .await?;
-        // Marked before the turn is sent: a turn that crashes the process must find it marked.
-        connection.served_a_turn();
-        let (tx, rx) = mpsc::unbounded_channel();
-        connection.route(&thread.thread.id, tx);
-        let mut input = vec![UserInput::Text {
-            text: turn.prompt,
-            text_elements: Vec::new(),
-        }];
-        input.extend(files.image_paths().map(|path| UserInput::LocalImage {
-            path: path.display().to_string(),
-        }));
-        let mut lease = ThreadLease {
-            connection: connection.clone(),
-            thread_id: thread.thread.id.clone(),
-            turn_id: None,
-            finished: false,
-            _files: files,
-            _workdir: workdir,
-        };
-        let started: TurnStartResponse = timed(connection.call(
-            "turn/start",
-            &TurnStartParams {
-                thread_id: thread.thread.id,
-                input,
-                effort: turn.effort,
-                output_schema: turn.output_schema,
-            },
-        ))
-        .await?;
-        tracing::debug!(thread = %lease.thread_id, turn = %started.turn.id, "codex turn started on the app-server");
-        lease.turn_id = Some(started.turn.id);
-        Ok(turn::events(lease, rx))
+        // From `thread/start` on, the set-up runs in a task of its own, to the end: a request
+        // dropped half-way would otherwise leave a thread loaded that nothing unsubscribes.
+        // Dropped after it, its stream (the lease) ends the thread.
+        tokio::spawn(start_turn(connection, self.settings.clone(), turn))
+            .await
+            .unwrap_or_else(|err| {
+                Err(ProxyError::codex_failed(format!(
+                    "the turn's set-up failed: {err}"
+                )))
+            })
     }
+}
+
+/// Starts `turn` on a new thread of `connection`.
+async fn start_turn(
+    connection: Arc<Connection>,
+    settings: Settings,
+    turn: Turn,
+) -> Result<RunStream, ProxyError> {
+    let files = Attachments::write(&turn, false)?;
+    let workdir = WorkDir::new(settings.workdir.as_ref())?;
+    let thread: ThreadStartResponse = timed(connection.call(
+        "thread/start",
+        &ThreadStartParams {
+            model: turn.model.clone(),
+            cwd: workdir.path().display().to_string(),
+            approval_policy: "never".into(),
+            sandbox: settings.sandbox.into(),
+            ephemeral: true,
+        },
+    ))
+    .await?;
+    // Marked before the turn is sent: a turn that crashes the process must find it marked.
+    connection.served_a_turn();
+    let (tx, rx) = mpsc::unbounded_channel();
+    connection.route(&thread.thread.id, tx);
+    let mut input = vec![UserInput::Text {
+        text: turn.prompt,
+        text_elements: Vec::new(),
+    }];
+    input.extend(files.image_paths().map(|path| UserInput::LocalImage {
+        path: path.display().to_string(),
+    }));
+    let mut lease = ThreadLease {
+        connection: connection.clone(),
+        thread_id: thread.thread.id.clone(),
+        turn_id: None,
+        finished: false,
+        _files: files,
+        _workdir: workdir,
+    };
+    let started: TurnStartResponse = timed(connection.call(
+        "turn/start",
+        &TurnStartParams {
+            thread_id: thread.thread.id,
+            input,
+            effort: turn.effort,
+            output_schema: turn.output_schema,
+        },
+    ))
+    .await?;
+    tracing::debug!(thread = %lease.thread_id, turn = %started.turn.id, "codex turn started on the app-server");
+    lease.turn_id = Some(started.turn.id);
+    Ok(turn::events(lease, rx))
 }
 
 impl Backend for AppServerBackend {
