@@ -30,16 +30,35 @@ struct Span {
     calls: Vec<FoundCall>,
 }
 
+/// How many times its own length the parser may read of one answer: a failed parse at every
+/// bracket of an unterminated nesting would otherwise read the rest of the answer each time.
+const PARSE_BUDGET_FACTOR: usize = 4;
+
 pub fn extract(text: &str, set: &ToolSet) -> Extraction {
-    let mut spans = fenced_spans(text, set);
+    let fences = fenced_spans(text, set);
+    let mut spans = Vec::new();
+    let mut budget = PARSE_BUDGET_FACTOR * text.len() + 64 * 1024;
     let mut at = 0;
     while let Some(offset) = text[at..].find(['{', '[']) {
         let start = at + offset;
-        if let Some(fence) = spans.iter().find(|s| s.start <= start && start < s.end) {
-            at = fence.end;
-            continue;
+        // Fences are sorted and apart: the one that could hold `start` is the last to begin
+        // at or before it.
+        let before = fences.partition_point(|s| s.start <= start);
+        if let Some(fence) = before.checked_sub(1).map(|i| &fences[i]) {
+            if start < fence.end {
+                at = fence.end;
+                continue;
+            }
         }
-        match first_value(&text[start..]) {
+        let (parsed, read) = first_value(&text[start..]);
+        budget = budget.saturating_sub(read);
+        if budget == 0 {
+            tracing::warn!(
+                "the answer is too costly to scan for more tool calls; the rest stays content"
+            );
+            break;
+        }
+        match parsed {
             Some((value, len)) => {
                 if let Some(calls) = calls_in(&value, set) {
                     spans.push(Span {
@@ -54,6 +73,7 @@ pub fn extract(text: &str, set: &ToolSet) -> Extraction {
             None => at = start + 1,
         }
     }
+    spans.extend(fences);
     if spans.is_empty() {
         return Extraction {
             content: text.to_owned(),
@@ -85,13 +105,30 @@ pub fn extract(text: &str, set: &ToolSet) -> Extraction {
     }
 }
 
-/// Parses the JSON value at the start of `text`, returning it and its length in bytes.
-fn first_value(text: &str) -> Option<(Value, usize)> {
+/// Parses the JSON value at the start of `text`, returning it and its length in bytes, and how
+/// many bytes the parser read either way.
+fn first_value(text: &str) -> (Option<(Value, usize)>, usize) {
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     match stream.next() {
-        Some(Ok(value)) => Some((value, stream.byte_offset())),
-        _ => None,
+        Some(Ok(value)) => {
+            let len = stream.byte_offset();
+            (Some((value, len)), len)
+        }
+        Some(Err(err)) => (None, error_offset(text, err.line(), err.column())),
+        None => (None, text.len()),
     }
+}
+
+/// The byte offset of serde_json's 1-based line and column.
+fn error_offset(text: &str, line: usize, column: usize) -> usize {
+    let line_start = match line {
+        0 | 1 => 0,
+        _ => text
+            .match_indices('\n')
+            .nth(line - 2)
+            .map_or(text.len(), |(i, _)| i + 1),
+    };
+    (line_start + column).min(text.len())
 }
 
 /// Fenced code blocks (```` ``` ```` or ```` ```json ````) whose whole body is tool calls.
@@ -100,11 +137,12 @@ fn fenced_spans(text: &str, set: &ToolSet) -> Vec<Span> {
     let mut search = 0;
     while let Some(found) = text[search..].find("```") {
         let open = search + found;
+        // Only the whitespace before the fence is looked at, not the whole line.
         let at_line_start = text[..open]
-            .chars()
-            .rev()
-            .take_while(|c| *c != '\n')
-            .all(char::is_whitespace);
+            .trim_end_matches(|c: char| c.is_whitespace() && c != '\n')
+            .bytes()
+            .last()
+            .is_none_or(|b| b == b'\n');
         let Some(body_start) = text[open..].find('\n').map(|i| open + i + 1) else {
             break;
         };

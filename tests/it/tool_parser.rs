@@ -134,3 +134,25 @@ fn a_named_choice_only_counts_calls_of_that_tool() {
         ["get_time"]
     );
 }
+
+#[test]
+fn an_answer_of_unterminated_nestings_is_scanned_in_bounded_time() {
+    let set = ToolSet::from_request(Some(&tools()), None, None, SchemaBudget::default())
+        .unwrap()
+        .unwrap();
+    // A call, then 1 MiB where every bracket opens a value that never closes: parsed from each
+    // bracket, the rest of the answer would be read 40,000 times over.
+    let call = r#"{"name": "get_weather", "arguments": {"city": "Paris"}}"#;
+    let bomb = "[1,1,1,1,1,1,1,1,1,1,1,1,".repeat(40_000);
+    let fences = "``` ".repeat(50_000);
+    let answer = format!("{call}\n{bomb}\n{fences}");
+    let started = std::time::Instant::now();
+    let extraction = extract(&answer, &set);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(extraction.calls.len(), 1);
+    assert_eq!(extraction.calls[0].arguments, r#"{"city":"Paris"}"#);
+}
