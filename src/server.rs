@@ -5,7 +5,14 @@
 //! no connection limit: without them, a client that sends half a header, or a thousand that do,
 //! hold their sockets for ever, and at the fd limit the accept loop spins.
 
-use std::{convert::Infallible, future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    io,
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -191,17 +198,27 @@ impl<E: Endpoint<Output = Response> + 'static> Connection<E> {
             self.registry.clone(),
             self.options.stall_limit,
         );
-        let (app, local, remote) = (
+        let activity = Arc::new(Activity::default());
+        let (app, local, remote, requests) = (
             self.app.clone(),
             LocalAddr(Addr::SocketAddr(self.local)),
             RemoteAddr(Addr::SocketAddr(self.peer)),
+            activity.clone(),
         );
         let service = hyper::service::service_fn(move |req| {
             let (app, local, remote) = (app.clone(), local.clone(), remote.clone());
+            let request = InFlight::new(requests.clone());
             async move {
                 let req = poem::Request::from((req, local, remote, Scheme::HTTP));
-                let response = app.get_response(req).await;
-                Ok::<_, Infallible>(hyper::Response::<BoxBody<Bytes, io::Error>>::from(response))
+                let response =
+                    hyper::Response::<BoxBody<Bytes, io::Error>>::from(app.get_response(req).await);
+                // The request counts as in flight until its reply's body is done or dropped.
+                Ok::<_, Infallible>(response.map(|body| {
+                    BoxBody::new(Guarded {
+                        body,
+                        _request: request,
+                    })
+                }))
             }
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -219,12 +236,101 @@ impl<E: Endpoint<Output = Response> + 'static> Connection<E> {
             .max_header_list_size(16 * 1024);
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         tokio::pin!(connection);
-        tokio::select! {
-            _ = connection.as_mut() => return,
-            () = closing.cancelled() => {}
-        }
+        // hyper closes idle HTTP/1 connections itself; an HTTP/2 one with no request in flight
+        // for the header timeout is closed here.
+        let idle_limit = self.options.header_timeout;
+        let mut check = tokio::time::interval(idle_limit.max(Duration::from_millis(200)) / 4);
+        let idle = loop {
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = closing.cancelled() => break false,
+                _ = check.tick() => {
+                    if activity.idle_for() >= idle_limit {
+                        tracing::debug!(peer = %self.peer, "closing a connection idle for HEADER_TIMEOUT_SECS");
+                        break true;
+                    }
+                }
+            }
+        };
         connection.as_mut().graceful_shutdown();
-        let _ = connection.await;
+        if idle {
+            // An HTTP/2 goodbye waits for the client to acknowledge it; an idle client that
+            // never does is dropped.
+            let _ = tokio::time::timeout(idle_limit, connection).await;
+        } else {
+            let _ = connection.await;
+        }
+    }
+}
+
+/// A connection's requests in flight, and since when it has had none.
+struct Activity {
+    in_flight: std::sync::atomic::AtomicUsize,
+    quiet_since: std::sync::Mutex<Instant>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            in_flight: 0.into(),
+            quiet_since: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl Activity {
+    fn idle_for(&self) -> Duration {
+        if self.in_flight.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        self.quiet_since.lock().expect("activity lock").elapsed()
+    }
+}
+
+/// One request in flight on a connection, from its head to the end of its reply.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn new(activity: Arc<Activity>) -> Self {
+        activity
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        InFlight(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        *self.0.quiet_since.lock().expect("activity lock") = Instant::now();
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// A reply body that keeps its request counted as in flight.
+struct Guarded {
+    body: BoxBody<Bytes, io::Error>,
+    _request: InFlight,
+}
+
+impl hyper::body::Body for Guarded {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, io::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

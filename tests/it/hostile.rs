@@ -206,18 +206,23 @@ async fn at_the_fd_limit_the_server_waits_instead_of_spinning() {
     }
     let cpu_before = cpu_seconds(server.child.id());
     assert!(
-        !answered_within(&server, Duration::from_secs(1)).await,
+        !answered_within(&server, Duration::from_secs(2)).await,
         "served beyond the connection limit"
     );
+    // A waiting server uses next to nothing; a spinning one gets a good share of a core even
+    // on a busy machine (measured: 0.7 s a second and more).
     let spent = cpu_seconds(server.child.id()) - cpu_before;
-    assert!(spent < 0.5, "{spent} s of CPU while 80 connections wait");
+    assert!(
+        spent < 0.25,
+        "{spent} s of CPU in 2 s while 80 connections wait"
+    );
     held.clear();
     assert!(answered_within(&server, Duration::from_secs(5)).await);
 }
 
 #[tokio::test]
-async fn http2_connections_are_offered_a_capped_number_of_streams() {
-    let server = Server::start(&[("HTTP2_MAX_STREAMS", "7")]);
+async fn http2_connections_get_capped_streams_and_are_closed_when_idle() {
+    let server = Server::start(&[("HTTP2_MAX_STREAMS", "7"), ("HEADER_TIMEOUT_SECS", "1")]);
     let mut socket = TcpStream::connect(addr(&server)).await.unwrap();
     // The client preface and an empty SETTINGS frame (HTTP/2 with prior knowledge).
     socket
@@ -235,6 +240,9 @@ async fn http2_connections_are_offered_a_capped_number_of_streams() {
             .then(|| u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]))
     });
     assert_eq!(max_streams, Some(7));
+    // No request follows: the connection is closed after the header timeout.
+    let (_, closed) = read_until_closed(&mut socket, Duration::from_secs(5)).await;
+    assert!(closed, "an idle HTTP/2 connection is still open");
 }
 
 #[tokio::test]
