@@ -75,10 +75,14 @@ impl Metrics {
         }
     }
 
-    pub fn request(&self, model: &str, status: u16) {
-        self.requests
-            .with_label_values(&[model, &status.to_string()])
-            .inc();
+    /// A request for `model`, counted once it is dropped, with the status it ended with: a
+    /// stream that fails in band counts with its error's status, not the 200 its headers said.
+    pub fn request(&self, model: &str) -> RequestOutcome {
+        RequestOutcome {
+            requests: self.requests.clone(),
+            model: model.to_owned(),
+            status: CLIENT_GONE,
+        }
     }
 
     pub fn tokens(&self, usage: &TokenUsage) {
@@ -158,6 +162,30 @@ impl AppServerMetrics {
     pub fn down(&self) {
         self.up.set(0);
         self.exits.inc();
+    }
+}
+
+/// nginx's "client closed request": how a request that ended without an answer counts.
+const CLIENT_GONE: u16 = 499;
+
+/// One line of `codex_proxy_requests_total`, written when dropped.
+pub struct RequestOutcome {
+    requests: IntCounterVec,
+    model: String,
+    status: u16,
+}
+
+impl RequestOutcome {
+    pub fn ended_with(&mut self, status: u16) {
+        self.status = status;
+    }
+}
+
+impl Drop for RequestOutcome {
+    fn drop(&mut self) {
+        self.requests
+            .with_label_values(&[&self.model, &self.status.to_string()])
+            .inc();
     }
 }
 

@@ -27,7 +27,7 @@ use crate::{
     codex::{RunStream, Turn},
     config::{Limits, REASONING_EFFORTS},
     error::ProxyError,
-    metrics::{Metrics, RunGuard},
+    metrics::{Metrics, RequestOutcome, RunGuard},
     prompt,
     structured::ResponseFormat,
     tools::{schema::SchemaBudget, ToolSet},
@@ -74,18 +74,16 @@ impl ChatApi {
         body: Json<ChatCompletionRequest>,
     ) -> Result<ChatResponse, ApiError> {
         let model = body.0.model.clone();
-        let result = self.answer(remote, body.0).await;
-        let status = match &result {
-            Ok(_) => 200,
-            Err(err) => err.0.status().as_u16(),
-        };
-        // Labels come from the server's own list: a client's made-up model names would make
-        // a new series each, and `/metrics` grow without bound.
         let label = match self.state.config.resolve_model(&model) {
             Some(_) => model.as_str(),
             None => UNKNOWN_MODEL,
         };
-        self.state.metrics.request(label, status);
+        let mut outcome = Some(self.state.metrics.request(label));
+        let result = self.answer(remote, body.0, &mut outcome).await;
+        // Still here: the request failed before its run started, which now owns the count.
+        if let (Some(outcome), Err(err)) = (outcome.as_mut(), &result) {
+            outcome.ended_with(err.0.status().as_u16());
+        }
         result
     }
 }
@@ -95,6 +93,7 @@ impl ChatApi {
         &self,
         remote: &RemoteAddr,
         request: ChatCompletionRequest,
+        outcome: &mut Option<RequestOutcome>,
     ) -> Result<ChatResponse, ApiError> {
         let state = &self.state;
         let plan = Plan::from_request(state, &request)?;
@@ -128,6 +127,7 @@ impl ChatApi {
                 limits: state.config.limits.clone(),
                 client_gone: client_gone().boxed(),
                 stop_runs: state.stop_runs.clone(),
+                outcome: outcome.take().expect("a run is started once"),
             },
             prompt,
             plan.options,
@@ -267,6 +267,8 @@ struct Run {
     client_gone: BoxFuture<'static, ()>,
     /// Cancelled when the server stops for good.
     stop_runs: CancellationToken,
+    /// The request's count in `/metrics`, with the status the run ends with.
+    outcome: RequestOutcome,
 }
 
 /// What the request asks for, checked before codex starts.
@@ -384,11 +386,13 @@ async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<De
         limits,
         mut client_gone,
         stop_runs,
+        mut outcome,
     } = run;
     let mut translator = Translator::with_options(prompt, options);
     let deadline = Instant::now() + limits.codex_timeout;
     // The last word of a run that is being stopped: sent only if there is room for it.
-    let last_word = |err: ProxyError| {
+    let last_word = |outcome: &mut RequestOutcome, err: ProxyError| {
+        outcome.ended_with(err.status().as_u16());
         let _ = tx.try_send(Delta::Failed(err));
     };
     loop {
@@ -398,12 +402,12 @@ async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<De
             biased;
             () = &mut client_gone => {
                 tracing::info!("the client closed the connection; stopping codex");
-                return last_word(ProxyError::ClientGone);
+                return last_word(&mut outcome, ProxyError::ClientGone);
             }
             () = tx.closed() => return,
             () = stop_runs.cancelled() => {
                 tracing::warn!("the server is stopping; ending this request");
-                return last_word(ProxyError::ShuttingDown);
+                return last_word(&mut outcome, ProxyError::ShuttingDown);
             }
             next = tokio::time::timeout_at(wake, events.next()) => next,
         };
@@ -423,12 +427,17 @@ async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<De
                     )
                 };
                 tracing::warn!("{message}");
-                return last_word(ProxyError::Timeout(message));
+                return last_word(&mut outcome, ProxyError::Timeout(message));
             }
         };
         for delta in translator.on_run_event(event) {
-            if let Delta::Finish { usage, .. } = &delta {
-                metrics.tokens(usage);
+            match &delta {
+                Delta::Finish { usage, .. } => {
+                    metrics.tokens(usage);
+                    outcome.ended_with(200);
+                }
+                Delta::Failed(err) => outcome.ended_with(err.status().as_u16()),
+                _ => {}
             }
             let terminal = delta.is_terminal();
             match tokio::time::timeout(limits.codex_idle_timeout, tx.send(delta)).await {
@@ -448,11 +457,9 @@ async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<De
             }
         }
     }
-    let _ = tx
-        .send(Delta::Failed(ProxyError::codex_failed(
-            "codex output ended without an exit status",
-        )))
-        .await;
+    let err = ProxyError::codex_failed("codex output ended without an exit status");
+    outcome.ended_with(err.status().as_u16());
+    let _ = tx.send(Delta::Failed(err)).await;
 }
 
 /// Non-streaming is the fold of streaming: the same deltas, collected.

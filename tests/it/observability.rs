@@ -100,6 +100,16 @@ async fn metrics_count_requests_runs_and_tokens() {
         .body_json(&chat("[[http429]]", false))
         .send()
         .await;
+    // A stream whose headers said 200 and that failed in band counts with the failure's status.
+    let streamed = cli
+        .post("/v1/chat/completions")
+        .header(auth.0, auth.1)
+        .body_json(&chat("[[http500]]", true))
+        .send()
+        .await;
+    assert_eq!(streamed.0.status().as_u16(), 200);
+    let events = streamed.0.into_body().into_string().await.unwrap();
+    assert!(events.contains("codex_error"), "{events}");
     let body =
         serde_json::json!({"model": "nope", "messages": [{"role": "user", "content": "hi"}]});
     cli.post("/v1/chat/completions")
@@ -116,11 +126,15 @@ async fn metrics_count_requests_runs_and_tokens() {
         "codex_proxy_requests_total{model=\"codex-local\",status=\"429\"} 1",
         // A model the server does not list is counted under one label, whatever its name.
         "codex_proxy_requests_total{model=\"unknown\",status=\"404\"} 1",
+        "codex_proxy_requests_total{model=\"codex-local\",status=\"502\"} 1",
+        // The reasoning scenario's usage: four different numbers, so no two labels can swap.
         "codex_proxy_tokens_total{kind=\"prompt\"} 120",
+        "codex_proxy_tokens_total{kind=\"cached\"} 40",
+        "codex_proxy_tokens_total{kind=\"completion\"} 19",
         "codex_proxy_tokens_total{kind=\"reasoning\"} 7",
         "codex_proxy_codex_running 0",
         "codex_proxy_codex_queued 0",
-        "codex_proxy_codex_run_seconds_count 2",
+        "codex_proxy_codex_run_seconds_count 3",
     ] {
         assert!(
             text.lines().any(|l| l == line),

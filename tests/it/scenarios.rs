@@ -210,7 +210,7 @@ async fn zero_usage_is_estimated_with_o200k() {
 async fn usage_without_include_usage_is_not_streamed() {
     let mut request = chat("hi", true);
     request.as_object_mut().unwrap().remove("stream_options");
-    let (_, _, events) = sse_of(
+    let (status, _, events) = sse_of(
         client(&[])
             .post("/v1/chat/completions")
             .body_json(&request)
@@ -218,6 +218,20 @@ async fn usage_without_include_usage_is_not_streamed() {
             .await,
     )
     .await;
+    assert_eq!(status, 200);
+    // The whole answer still streams: the role, the content, one finish, then [DONE].
+    let content: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "Hello from the mock model.", "{events:?}");
+    let finishes = events
+        .iter()
+        .filter(|e| e["choices"][0]["finish_reason"].is_string())
+        .count();
+    assert_eq!(finishes, 1, "{events:?}");
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    // ... and no chunk carries usage.
     assert!(
         events.iter().all(|e| e.get("usage").is_none()),
         "{events:?}"

@@ -165,11 +165,21 @@ async fn tool_choice_none_renders_no_tools_and_extracts_nothing() {
         "no tools section, lone message sent verbatim"
     );
 
-    let mut body = request("Weather? [[tool_call]]", false);
-    body["tool_choice"] = json!("none");
+    // An answer that holds a call of an offered tool (the user's text, echoed back): with
+    // `auto` it is a call, with `none` it stays content.
+    let call = r#"{"name": "get_weather", "arguments": {"city": "Paris"}}"#;
+    let mut body = request(&format!("{call} [[echo]]"), false);
     let (_, reply) = post_chat(&cli, &body).await;
+    assert_eq!(reply["choices"][0]["finish_reason"], "tool_calls", "{reply}");
+    body["tool_choice"] = json!("none");
+    let (status, reply) = post_chat(&cli, &body).await;
+    assert_eq!(status, 200);
     assert_eq!(reply["choices"][0]["finish_reason"], "stop");
     assert!(reply["choices"][0]["message"].get("tool_calls").is_none());
+    assert_eq!(
+        reply["choices"][0]["message"]["content"],
+        format!("ECHO: {call} [[echo]]")
+    );
 }
 
 #[tokio::test]
