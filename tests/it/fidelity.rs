@@ -147,6 +147,27 @@ fn fake_codex_is_indistinguishable_from_the_real_transcripts() {
     }
 }
 
+/// Whether every field of `read` stands in `original` with the same value; else where not.
+fn within(read: &serde_json::Value, original: &serde_json::Value, at: String) -> Result<(), String> {
+    use serde_json::Value;
+    match (read, original) {
+        (Value::Object(read), Value::Object(original)) => read.iter().try_for_each(|(key, value)| {
+            let field = format!("{at}.{key}");
+            match original.get(key) {
+                Some(theirs) => within(value, theirs, field),
+                None => Err(field),
+            }
+        }),
+        (Value::Array(read), Value::Array(original)) if read.len() == original.len() => read
+            .iter()
+            .zip(original)
+            .enumerate()
+            .try_for_each(|(i, (a, b))| within(a, b, format!("{at}[{i}]"))),
+        (read, original) if read == original => Ok(()),
+        _ => Err(format!("{at} = {read}")),
+    }
+}
+
 #[test]
 fn the_proxy_parses_every_real_event_line() {
     let dir = transcripts();
@@ -163,6 +184,13 @@ fn the_proxy_parses_every_real_event_line() {
                     "{}: {line}",
                     path.display()
                 );
+                // Everything the proxy read is in the line, under the same name and with the
+                // same value: a renamed field would come back as a default the line lacks.
+                let read = serde_json::to_value(&event).unwrap();
+                let original: serde_json::Value = serde_json::from_str(line).unwrap();
+                if let Err(at) = within(&read, &original, String::new()) {
+                    panic!("{}: the proxy read {at} that the line does not hold: {line}", path.display());
+                }
             }
         }
     }
