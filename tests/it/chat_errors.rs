@@ -169,12 +169,21 @@ async fn a_prompt_beyond_the_argv_limit_reaches_codex_whole_on_stdin() {
 
 #[tokio::test]
 async fn codex_gets_an_explicit_environment_and_a_temp_dir_that_is_removed() {
-    std::env::set_var("API_KEYS", "secret-that-codex-must-not-see");
-    let (status, body) = post(chat("[[env]]", false)).await;
-    assert_eq!(status, 200, "{body}");
+    // The server binary with the keys in its own environment, as a user runs it.
+    let server = crate::server::Server::start(&[("API_KEYS", "secret-that-codex-must-not-see")]);
+    let body: Value = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", server.base))
+        .bearer_auth("secret-that-codex-must-not-see")
+        .json(&chat("[[env]]", false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let answer = body["choices"][0]["message"]["content"]
         .as_str()
-        .unwrap()
+        .unwrap_or_else(|| panic!("{body}"))
         .to_owned();
     let cwd = answer
         .lines()

@@ -1,5 +1,6 @@
-//! fake-codex follows codex exec's command-line and stdin rules (codex-cli.md 1.3, 3.2, 7), so
-//! the proxy's argument handling is tested against the same rules the real CLI enforces.
+//! The test double itself, not the proxy: fake-codex enforces codex exec's command-line and
+//! stdin rules (codex-cli.md 1.3, 3.2, 7), so a proxy test that runs on it fails on an argument
+//! the real CLI would refuse. These tests hold the double to those rules.
 
 use assert_cmd::Command;
 

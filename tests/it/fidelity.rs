@@ -148,16 +148,22 @@ fn fake_codex_is_indistinguishable_from_the_real_transcripts() {
 }
 
 /// Whether every field of `read` stands in `original` with the same value; else where not.
-fn within(read: &serde_json::Value, original: &serde_json::Value, at: String) -> Result<(), String> {
+fn within(
+    read: &serde_json::Value,
+    original: &serde_json::Value,
+    at: String,
+) -> Result<(), String> {
     use serde_json::Value;
     match (read, original) {
-        (Value::Object(read), Value::Object(original)) => read.iter().try_for_each(|(key, value)| {
-            let field = format!("{at}.{key}");
-            match original.get(key) {
-                Some(theirs) => within(value, theirs, field),
-                None => Err(field),
-            }
-        }),
+        (Value::Object(read), Value::Object(original)) => {
+            read.iter().try_for_each(|(key, value)| {
+                let field = format!("{at}.{key}");
+                match original.get(key) {
+                    Some(theirs) => within(value, theirs, field),
+                    None => Err(field),
+                }
+            })
+        }
         (Value::Array(read), Value::Array(original)) if read.len() == original.len() => read
             .iter()
             .zip(original)
@@ -189,7 +195,10 @@ fn the_proxy_parses_every_real_event_line() {
                 let read = serde_json::to_value(&event).unwrap();
                 let original: serde_json::Value = serde_json::from_str(line).unwrap();
                 if let Err(at) = within(&read, &original, String::new()) {
-                    panic!("{}: the proxy read {at} that the line does not hold: {line}", path.display());
+                    panic!(
+                        "{}: the proxy read {at} that the line does not hold: {line}",
+                        path.display()
+                    );
                 }
             }
         }

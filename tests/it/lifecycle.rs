@@ -93,7 +93,24 @@ async fn shutdown_lets_a_running_request_finish() {
         .json(&chat("hi [[slow:300]]", false))
         .send();
     let request = tokio::spawn(request);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Waits until codex runs for it, as the running gauge says.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.lines().any(|l| l == "codex_proxy_codex_running 1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     server.signal(nix::sys::signal::Signal::SIGTERM);
     let reply = request.await.unwrap().unwrap();
     assert_eq!(reply.status(), 200, "the request in flight is answered");

@@ -72,7 +72,27 @@ async fn a_queued_request_runs_when_a_slot_frees() {
             .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Waits for the second request to be queued, as the queue gauge says.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = cli
+            .get("/metrics")
+            .send()
+            .await
+            .0
+            .into_body()
+            .into_string()
+            .await
+            .unwrap();
+        if metrics.lines().any(|l| l == "codex_proxy_codex_queued 1") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second request never queued"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(
         !queued.is_finished(),
         "the second request waits for the slot"

@@ -170,7 +170,10 @@ async fn tool_choice_none_renders_no_tools_and_extracts_nothing() {
     let call = r#"{"name": "get_weather", "arguments": {"city": "Paris"}}"#;
     let mut body = request(&format!("{call} [[echo]]"), false);
     let (_, reply) = post_chat(&cli, &body).await;
-    assert_eq!(reply["choices"][0]["finish_reason"], "tool_calls", "{reply}");
+    assert_eq!(
+        reply["choices"][0]["finish_reason"], "tool_calls",
+        "{reply}"
+    );
     body["tool_choice"] = json!("none");
     let (status, reply) = post_chat(&cli, &body).await;
     assert_eq!(status, 200);
