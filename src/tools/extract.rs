@@ -73,7 +73,7 @@ pub fn extract(text: &str, set: &ToolSet) -> Extraction {
             None => at = start + 1,
         }
     }
-    spans.extend(fences);
+    spans.extend(fences.into_iter().filter(|fence| !fence.calls.is_empty()));
     if spans.is_empty() {
         return Extraction {
             content: text.to_owned(),
@@ -131,7 +131,9 @@ fn error_offset(text: &str, line: usize, column: usize) -> usize {
     (line_start + column).min(text.len())
 }
 
-/// Fenced code blocks (```` ``` ```` or ```` ```json ````) whose whole body is tool calls.
+/// Fenced code blocks (```` ``` ```` or ```` ```json ````), each with its calls when its whole
+/// body is tool calls, and with none when it is code the model shows: a call inside such a
+/// block is an example, and taking it out would leave the block half emptied.
 fn fenced_spans(text: &str, set: &ToolSet) -> Vec<Span> {
     let mut spans = Vec::new();
     let mut search = 0;
@@ -156,17 +158,24 @@ fn fenced_spans(text: &str, set: &ToolSet) -> Vec<Span> {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         let end = close + 3;
         if at_line_start && tag_ok {
-            if let Some(calls) = body_calls(&text[body_start..close], set) {
-                let end = if text[end..].starts_with('\n') {
-                    end + 1
-                } else {
-                    end
-                };
-                spans.push(Span {
+            match body_calls(&text[body_start..close], set) {
+                Some(calls) => {
+                    let end = if text[end..].starts_with('\n') {
+                        end + 1
+                    } else {
+                        end
+                    };
+                    spans.push(Span {
+                        start: open,
+                        end,
+                        calls,
+                    });
+                }
+                None => spans.push(Span {
                     start: open,
                     end,
-                    calls,
-                });
+                    calls: Vec::new(),
+                }),
             }
         }
         search = end;
