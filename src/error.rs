@@ -27,7 +27,8 @@ impl FailureKind {
             FailureKind::ContextLength
         } else if lower.contains("quota exceeded") || lower.contains("insufficient_quota") {
             FailureKind::QuotaExceeded
-        } else if lower.contains("429")
+        } else if lower.contains("status: 429")
+            || lower.contains("429 too many requests")
             || lower.contains("usage limit")
             || lower.contains("rate limit")
             || lower.contains("too many requests")
@@ -129,10 +130,15 @@ impl ProxyError {
         }
     }
 
-    /// Seconds a client should wait before retrying, sent as `Retry-After`.
+    /// Seconds a client should wait before retrying, sent as `Retry-After`: a few for busy
+    /// slots, and for a plan's usage limit until the reset codex's message names.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ProxyError::Overloaded { .. } => Some(RETRY_AFTER_SECS),
+            ProxyError::CodexFailed {
+                kind: FailureKind::RateLimited,
+                message,
+            } => crate::reset_time::seconds_until_reset(message, std::time::SystemTime::now()),
             _ => None,
         }
     }
@@ -220,6 +226,8 @@ mod tests {
             ),
             ("We\u{2019}re currently experiencing high demand, which may cause temporary errors.", 502, "codex_error"),
             ("stream disconnected before completion: stream closed before response.completed", 502, "codex_error"),
+            // A provider's message that merely holds the digits is not a rate limit.
+            ("The model `gpt-429` does not exist or you do not have access to it.", 502, "codex_error"),
         ];
         for (message, status, code) in cases {
             let err = ProxyError::codex_failed(message);
@@ -227,5 +235,15 @@ mod tests {
             assert_eq!(err.code(), Some(code), "{message}");
             assert!(err.message().contains(message));
         }
+    }
+
+    #[test]
+    fn a_usage_limit_says_when_to_retry() {
+        let err = ProxyError::codex_failed("You've hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), or try again in 3 days 2 hours 5 minutes.");
+        assert_eq!(err.retry_after(), Some(3 * 86_400 + 2 * 3600 + 5 * 60));
+        let err =
+            ProxyError::codex_failed("exceeded retry limit, last status: 429 Too Many Requests");
+        assert_eq!(err.status().as_u16(), 429);
+        assert_eq!(err.retry_after(), None);
     }
 }

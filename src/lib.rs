@@ -12,6 +12,7 @@ pub mod ids;
 pub mod images;
 pub mod metrics;
 pub mod prompt;
+pub mod reset_time;
 pub mod server;
 pub mod structured;
 pub mod tools;

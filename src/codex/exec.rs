@@ -212,7 +212,7 @@ impl ExecBackend {
                             }
                         }
                     }
-                    Ok(Some(Line::TooLong)) => {
+                    Ok(Some(Line::TooLong { .. })) => {
                         tracing::warn!(max = MAX_LINE_BYTES, "skipping a codex output line over the length limit");
                     }
                     Ok(None) => break,
@@ -247,12 +247,14 @@ fn excerpt(line: &str) -> &str {
 /// Drains stderr to its end (so codex never blocks on a full pipe), logging each line at debug
 /// and keeping the last few KiB for error messages.
 pub(super) async fn stderr_tail(stderr: impl AsyncRead + Unpin) -> String {
-    let mut lines = CappedLines::new(stderr, STDERR_TAIL_BYTES);
+    let mut lines = CappedLines::keeping_tails(stderr, STDERR_TAIL_BYTES);
     let mut tail: VecDeque<String> = VecDeque::new();
     let mut tail_bytes = 0;
     while let Ok(Some(line)) = lines.next_line().await {
-        let Line::Complete(bytes) = line else {
-            continue;
+        let bytes = match line {
+            Line::Complete(bytes) => bytes,
+            // The end of a long line is where codex says what went wrong.
+            Line::TooLong { tail } => [b"...".as_slice(), &tail].concat(),
         };
         let line = String::from_utf8_lossy(&bytes).trim_end().to_owned();
         if line.is_empty() {

@@ -242,7 +242,7 @@ async fn read_until_exit(
     loop {
         match lines.next_line().await {
             Ok(Some(Line::Complete(bytes))) => dispatch(&state, &bytes),
-            Ok(Some(Line::TooLong)) => {
+            Ok(Some(Line::TooLong { .. })) => {
                 tracing::warn!(
                     max = MAX_LINE_BYTES,
                     "skipping a codex app-server line over the length limit"
