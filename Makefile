@@ -5,12 +5,14 @@ PYTHON ?= python3
 VENV := .venv
 # hadolint and docker-compose (v1, for `config` validation) need versions the test venv can't share.
 DOCKER_VENV := .venv-docker
+# The attack harness's own venv (h2 for the HTTP/2 rows).
+ATTACK_VENV := .venv-attack
 SNAPSHOT_REFS := target/snapshot-refs.txt
 # The real codex CLI for the end-to-end suite, pinned, installed into an ignored folder.
 CODEX_VERSION := 0.169.0
 CODEX_DIR := .tools/codex-$(CODEX_VERSION)
 
-.PHONY: help run demo build test test-rust test-real-codex test-python test-node test-docker check-snapshots bench lint fmt clean
+.PHONY: help run demo build test test-rust test-real-codex test-python test-node test-docker check-snapshots bench attack lint fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -95,6 +97,16 @@ bench: $(CODEX_DIR)/.installed ## Throughput, latency, per-event overhead and me
 	REAL_CODEX=$$(find $(CURDIR)/$(CODEX_DIR)/node_modules/@openai -path '*/bin/codex' -type f | head -n 1) \
 	  $(CARGO) bench --locked --bench proxy
 
+$(ATTACK_VENV)/.installed: tests/attack/requirements.txt
+	$(PYTHON) -m venv $(ATTACK_VENV)
+	$(ATTACK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/attack/requirements.txt
+	touch $@
+
+attack: $(ATTACK_VENV)/.installed ## Hostile-input attacks at full size against a release build on loopback; prints what each costs (about 3 minutes)
+	$(CARGO) build --release --locked --bins
+	$(ATTACK_VENV)/bin/python tests/attack/attack.py --server $(CURDIR)/target/release/codex-openai-proxy \
+	  --fake-codex $(CURDIR)/target/release/fake-codex
+
 lint: ## rustfmt and clippy, warnings as errors
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
@@ -104,4 +116,4 @@ fmt: ## Format the code
 
 clean: ## Remove build output and the Python venv
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(DOCKER_VENV) $(ATTACK_VENV)

@@ -14,7 +14,7 @@ use super::CodexStatus;
 use crate::error::ProxyError;
 
 /// Variables codex may see. Everything else, the proxy's `API_KEYS` above all, is withheld.
-const PASSED_ENV: &[&str] = &[
+pub const PASSED_ENV: &[&str] = &[
     "PATH",
     "HOME",
     "USER",

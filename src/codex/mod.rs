@@ -14,6 +14,7 @@ use crate::error::ProxyError;
 pub use app_server::AppServerBackend;
 pub use events::{CodexUsage, ItemDetails, ThreadEvent, ThreadItem};
 pub use exec::ExecBackend;
+pub use launch::PASSED_ENV;
 
 /// Everything codex needs for one answer, built once from the request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@ mod app_server;
 mod auth;
 mod chat_errors;
 mod config_startup;
+mod docs;
 mod fake_codex_cli;
 mod fidelity;
 mod hostile;
