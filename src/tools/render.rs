@@ -9,6 +9,7 @@ use std::fmt::Write;
 use serde_json::{json, Value};
 
 use super::{ToolChoice, ToolSet};
+use crate::prompt::escape_tags;
 
 /// One call in the documented format, compact.
 pub fn call_json(name: &str, arguments: &Value) -> String {
@@ -26,13 +27,17 @@ you call one by writing a tool call in your reply, and its result comes back in 
     for tool in &set.tools {
         let _ = writeln!(out, "<tool name=\"{}\">", tool.name);
         if let Some(description) = tool.description.as_deref().filter(|d| !d.trim().is_empty()) {
-            let _ = writeln!(out, "description: {}", description.trim());
+            let _ = writeln!(out, "description: {}", escape_tags(description.trim()));
         }
         let parameters = tool
             .parameters
             .clone()
             .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-        let _ = writeln!(out, "parameters (JSON Schema): {parameters}");
+        let _ = writeln!(
+            out,
+            "parameters (JSON Schema): {}",
+            escape_tags(&parameters.to_string())
+        );
         out.push_str("</tool>\n");
     }
     out.push_str("\nTo call a tool, write a JSON object of exactly this form, on its own line:\n");
