@@ -5,6 +5,12 @@
 //! Each turn plays on a thread of its own, so turns of different threads interleave as they do
 //! on the real server. `turn/interrupt` stops a turn between two notifications and kills the
 //! command a hanging turn started, as codex does.
+//!
+//! The wire is fake-codex's own (`app_server/wire.rs`, field names copied from the real
+//! transcripts), not the proxy's protocol types: were the two sides typed alike, a field renamed
+//! in the proxy would be renamed here too, and the tests could not see the change.
+
+mod wire;
 
 use std::{
     collections::HashMap,
@@ -15,35 +21,28 @@ use std::{
         Arc, Mutex,
     },
     thread::sleep,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use codex_openai_proxy::codex::{
-    app_server::protocol::{
-        ErrorNotification, SummaryDelta, TextDelta, ThreadStartParams, ThreadTokenUsage,
-        TokenUsageBreakdown, TokenUsageUpdated, TurnError, TurnNotification, TurnStartParams,
-        TurnStatus, UserInput, OVERLOADED,
-    },
-    CodexUsage, ItemDetails,
-};
+use codex_openai_proxy::codex::{CodexUsage, ItemDetails};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use self::wire::{
+    notification, now_ms, now_secs, InitializeParams, ThreadInfo, ThreadStartParams,
+    ThreadUnsubscribeParams, TurnInterruptParams, TurnObject, TurnStartParams, TurnStatus,
+    UserInput, OVERLOADED,
+};
 use crate::{
     argv::Cli,
     scenario::{self, End, Script, Step},
     VERSION,
 };
 
-/// What `thread/start` set up.
-#[derive(Clone)]
-struct ThreadInfo {
-    model: Option<String>,
-    sandbox: String,
-    cwd: String,
-}
-
 struct Server {
     overrides: Vec<String>,
+    /// The client's `clientInfo.name`, once it has sent `initialize`.
+    client: Mutex<Option<String>>,
     threads: Mutex<HashMap<String, ThreadInfo>>,
     /// Running turns by id: set to stop them.
     interrupts: Mutex<HashMap<String, Arc<AtomicBool>>>,
@@ -59,11 +58,7 @@ fn send(message: &Value) {
 }
 
 fn notify(method: &str, params: Value) {
-    send(&json!({"method": method, "params": params}));
-}
-
-fn notify_turn(notification: TurnNotification) {
-    send(&serde_json::to_value(notification).expect("notifications serialize"));
+    send(&notification(method, params));
 }
 
 pub fn serve(overrides: Vec<String>) -> ExitCode {
@@ -75,6 +70,7 @@ pub fn serve(overrides: Vec<String>) -> ExitCode {
     }
     let server = Arc::new(Server {
         overrides,
+        client: Mutex::default(),
         threads: Mutex::default(),
         interrupts: Mutex::default(),
         started: Mutex::default(),
@@ -109,56 +105,71 @@ fn invalid(err: impl std::fmt::Display) -> (i64, String) {
     (-32600, format!("Invalid request: {err}"))
 }
 
+/// A request's params as fake-codex's own type of them.
+fn parse<T: DeserializeOwned>(params: Value) -> Result<T, (i64, String)> {
+    serde_json::from_value(params).map_err(invalid)
+}
+
 impl Server {
     fn handle(self: &Arc<Self>, method: &str, params: Value) -> Reply {
-        match method {
-            "initialize" => {
-                let name = params["clientInfo"]["name"].as_str().unwrap_or("client");
-                Ok(json!({
-                    "userAgent": format!("{name}/{VERSION} (fake-codex)"),
-                    "codexHome": std::env::var("CODEX_HOME").unwrap_or_default(),
-                    "platformFamily": "unix",
-                    "platformOs": "linux",
-                }))
+        let client = self.client.lock().expect("client").clone();
+        let Some(client) = client else {
+            if method != "initialize" {
+                return Err((-32600, "Not initialized".into()));
             }
+            let params: InitializeParams = parse(params)?;
+            let (name, version) = (params.client_info.name, params.client_info.version);
+            *self.client.lock().expect("client") = Some(name.clone());
+            return Ok(json!({
+                "userAgent": format!("{name}/{VERSION} (fake-codex) ({name}; {version})"),
+                "codexHome": std::env::var("CODEX_HOME").unwrap_or_default(),
+                "platformFamily": "unix",
+                "platformOs": "linux",
+            }));
+        };
+        match method {
+            "initialize" => Err((-32600, "Already initialized".into())),
             "thread/start" => {
-                let params: ThreadStartParams = serde_json::from_value(params).map_err(invalid)?;
-                let id = uuid::Uuid::now_v7().to_string();
+                let params: ThreadStartParams = parse(params)?;
                 let info = ThreadInfo {
-                    model: params.model.clone(),
-                    sandbox: params.sandbox.clone(),
-                    cwd: params.cwd.clone(),
+                    id: uuid::Uuid::now_v7().to_string(),
+                    model: params
+                        .model
+                        .unwrap_or_else(|| scenario::DEFAULT_MODEL.into()),
+                    approval_policy: params.approval_policy,
+                    sandbox: params.sandbox,
+                    cwd: params.cwd,
+                    ephemeral: params.ephemeral,
+                    originator: client,
+                    created_at: now_secs(),
                 };
                 self.threads
                     .lock()
                     .expect("threads")
-                    .insert(id.clone(), info);
-                let thread = json!({
-                    "id": id,
-                    "sessionId": id,
-                    "ephemeral": params.ephemeral,
-                    "model": params.model.unwrap_or_else(|| scenario::DEFAULT_MODEL.into()),
-                    "modelProvider": "openai",
-                    "cwd": params.cwd,
-                });
-                notify("thread/started", json!({"thread": thread}));
-                Ok(json!({"thread": thread}))
+                    .insert(info.id.clone(), info.clone());
+                notify("thread/started", json!({"thread": info.thread()}));
+                Ok(info.start_result())
             }
-            "turn/start" => self.start_turn(params),
+            "turn/start" => self.start_turn(parse(params)?),
             "turn/interrupt" => {
-                let turn_id = params["turnId"].as_str().unwrap_or_default();
-                if let Some(flag) = self.interrupts.lock().expect("interrupts").get(turn_id) {
+                let params: TurnInterruptParams = parse(params)?;
+                if let Some(flag) = self
+                    .interrupts
+                    .lock()
+                    .expect("interrupts")
+                    .get(&params.turn_id)
+                {
                     flag.store(true, Ordering::SeqCst);
                 }
                 Ok(json!({}))
             }
             "thread/unsubscribe" => {
-                let thread_id = params["threadId"].as_str().unwrap_or_default();
+                let params: ThreadUnsubscribeParams = parse(params)?;
                 let known = self
                     .threads
                     .lock()
                     .expect("threads")
-                    .remove(thread_id)
+                    .remove(&params.thread_id)
                     .is_some();
                 Ok(json!({"status": if known { "unsubscribed" } else { "notSubscribed" }}))
             }
@@ -166,8 +177,7 @@ impl Server {
         }
     }
 
-    fn start_turn(self: &Arc<Self>, params: Value) -> Reply {
-        let params: TurnStartParams = serde_json::from_value(params).map_err(invalid)?;
+    fn start_turn(self: &Arc<Self>, params: TurnStartParams) -> Reply {
         let thread = self
             .threads
             .lock()
@@ -199,8 +209,8 @@ impl Server {
         let cli = Cli {
             json: true,
             skip_git_repo_check: true,
-            model: thread.model.clone(),
-            sandbox: Some(thread.sandbox.clone()),
+            model: Some(thread.model.clone()),
+            sandbox: Some(thread.sandbox.as_arg().to_owned()),
             cd: Some(thread.cwd.clone()),
             config_overrides: overrides,
             images,
@@ -223,12 +233,20 @@ impl Server {
             .lock()
             .expect("interrupts")
             .insert(turn_id.clone(), interrupted.clone());
-        let turn = json!({"id": turn_id, "items": [], "status": "inProgress", "error": null});
+        let turn = TurnObject {
+            id: &turn_id,
+            started_at: None,
+            end: None,
+        }
+        .to_value();
         let player = Player {
             thread_id: params.thread_id,
             turn_id,
             cwd: thread.cwd.clone(),
             interrupted,
+            started: Instant::now(),
+            started_at: now_secs(),
+            last_message: Mutex::default(),
         };
         self.started
             .lock()
@@ -258,25 +276,40 @@ struct Player {
     turn_id: String,
     cwd: String,
     interrupted: Arc<AtomicBool>,
+    started: Instant,
+    /// `turn.startedAt`, unix seconds.
+    started_at: u64,
+    /// The turn's last completed agent message: a finished turn's `items`.
+    last_message: Mutex<Option<Value>>,
 }
 
 /// The turn was interrupted: the rest of it is not played.
 struct Stopped;
 
 impl Player {
-    fn ids(&self) -> (String, String) {
-        (self.thread_id.clone(), self.turn_id.clone())
+    /// `threadId` and `turnId`, which every notification of a turn's items carries.
+    fn ids(&self) -> Value {
+        json!({"threadId": self.thread_id, "turnId": self.turn_id})
+    }
+
+    /// The params of an item notification: `extra` over the turn's ids.
+    fn with_ids(&self, extra: Value) -> Value {
+        let mut params = self.ids();
+        if let (Some(params), Value::Object(extra)) = (params.as_object_mut(), extra) {
+            params.extend(extra);
+        }
+        params
     }
 
     /// Sleeps `delay`, then says whether the turn may go on.
     /// An interrupt cuts a long pause short, as it cuts codex's wait on the model.
     fn pause(&self, delay: Duration) -> Result<(), Stopped> {
-        let until = std::time::Instant::now() + delay;
+        let until = Instant::now() + delay;
         loop {
             if self.interrupted.load(Ordering::SeqCst) {
                 return Err(Stopped);
             }
-            let left = until.saturating_duration_since(std::time::Instant::now());
+            let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(());
             }
@@ -285,24 +318,26 @@ impl Player {
     }
 
     fn play(&self, script: &Script, prompt: &str) {
-        let (thread_id, turn_id) = self.ids();
         notify(
             "thread/status/changed",
-            json!({"threadId": thread_id, "status": {"type": "active", "activeFlags": []}}),
+            json!({"threadId": self.thread_id, "status": {"type": "active", "activeFlags": []}}),
         );
+        let turn = TurnObject {
+            id: &self.turn_id,
+            started_at: Some(self.started_at),
+            end: None,
+        };
         notify(
             "turn/started",
-            json!({"threadId": thread_id, "turn": {"id": turn_id, "items": [], "status": "inProgress", "error": null}}),
+            json!({"threadId": self.thread_id, "turn": turn.to_value()}),
         );
-        let user = json!({"type": "userMessage", "id": uuid::Uuid::now_v7().to_string(), "content": [{"type": "text", "text": prompt, "text_elements": []}]});
-        notify(
-            "item/started",
-            json!({"item": user, "threadId": thread_id, "turnId": turn_id}),
-        );
-        self.completed(user);
+        let user_id = uuid::Uuid::now_v7().to_string();
+        let at = now_ms();
+        self.item_started(wire::user_message(&user_id, prompt, at, None), at);
+        self.completed(wire::user_message(&user_id, prompt, at, Some(now_ms())));
         let mut child = None;
         if self.steps(script, &mut child).is_err() {
-            self.end(TurnStatus::Interrupted, None);
+            self.end(TurnStatus::Interrupted, Value::Null);
         }
         if let Some(mut child) = child {
             let _ = child.kill();
@@ -311,7 +346,6 @@ impl Player {
     }
 
     fn steps(&self, script: &Script, child: &mut Option<Child>) -> Result<(), Stopped> {
-        let (thread_id, turn_id) = self.ids();
         self.pause(script.delay)?;
         for (n, step) in script.steps.iter().enumerate() {
             self.pause(script.delay)?;
@@ -338,28 +372,23 @@ impl Player {
                     self.message(&item_id, &scenario::pieces(text), script.delta_delay)?;
                 }
                 Step::Item(ItemDetails::Reasoning { text }) => {
-                    notify(
-                        "item/started",
-                        json!({"item": {"type": "reasoning", "id": item_id, "summary": [], "content": []}, "threadId": thread_id, "turnId": turn_id}),
-                    );
+                    let at = now_ms();
+                    self.item_started(wire::reasoning(&item_id, &[], at, None), at);
                     let parts: Vec<&str> = text.split('\n').collect();
                     for (index, part) in parts.iter().enumerate() {
                         notify(
                             "item/reasoning/summaryPartAdded",
-                            json!({"threadId": thread_id, "turnId": turn_id, "itemId": item_id, "summaryIndex": index}),
+                            self.with_ids(json!({"itemId": item_id, "summaryIndex": index})),
                         );
                         for piece in scenario::pieces(part) {
                             self.pause(script.delta_delay)?;
-                            notify_turn(TurnNotification::ReasoningSummaryDelta(SummaryDelta {
-                                thread_id: thread_id.clone(),
-                                turn_id: turn_id.clone(),
-                                item_id: item_id.clone(),
-                                delta: piece.into(),
-                                summary_index: index as u32,
-                            }));
+                            notify(
+                                "item/reasoning/summaryTextDelta",
+                                self.with_ids(json!({"itemId": item_id, "delta": piece, "summaryIndex": index})),
+                            );
                         }
                     }
-                    self.completed(json!({"type": "reasoning", "id": item_id, "summary": parts, "content": []}));
+                    self.completed(wire::reasoning(&item_id, &parts, at, Some(now_ms())));
                 }
                 Step::Item(ItemDetails::CommandExecution {
                     command,
@@ -367,9 +396,10 @@ impl Player {
                     exit_code,
                     ..
                 }) => {
-                    notify(
-                        "item/started",
-                        json!({"item": {"type": "commandExecution", "id": item_id, "command": command, "cwd": self.cwd, "status": "inProgress", "commandActions": []}, "threadId": thread_id, "turnId": turn_id}),
+                    let at = now_ms();
+                    self.item_started(
+                        json!({"type": "commandExecution", "id": item_id, "command": command, "cwd": self.cwd, "status": "inProgress", "commandActions": []}),
+                        at,
                     );
                     self.pause(script.delay)?;
                     self.completed(json!({
@@ -386,7 +416,7 @@ impl Player {
         match &script.end {
             End::Completed(usage) => {
                 self.usage(usage);
-                self.end(TurnStatus::Completed, None);
+                self.end(TurnStatus::Completed, Value::Null);
             }
             End::Failed(message) => {
                 if message.contains("context window") {
@@ -394,7 +424,7 @@ impl Player {
                     self.usage(&CodexUsage::default());
                 }
                 self.error(message, false);
-                self.end(TurnStatus::Failed, Some(turn_error(message)));
+                self.end(TurnStatus::Failed, turn_error(message));
             }
             End::Crash { stderr, code } => {
                 // The whole app-server dies, and every turn on it with it.
@@ -417,7 +447,7 @@ impl Player {
                 }
                 if let Some(message) = failure {
                     self.error(message, false);
-                    self.end(TurnStatus::Failed, Some(turn_error(message)));
+                    self.end(TurnStatus::Failed, turn_error(message));
                 }
                 loop {
                     self.pause(Duration::from_millis(20))?;
@@ -429,85 +459,87 @@ impl Player {
 
     /// An agent message written as `pieces`, `delay` apart.
     fn message(&self, item_id: &str, pieces: &[&str], delay: Duration) -> Result<(), Stopped> {
-        let (thread_id, turn_id) = self.ids();
-        notify(
-            "item/started",
-            json!({"item": {"type": "agentMessage", "id": item_id, "text": ""}, "threadId": thread_id, "turnId": turn_id}),
-        );
+        let at = now_ms();
+        self.item_started(wire::agent_message(item_id, "", at, None), at);
         for piece in pieces {
             self.pause(delay)?;
-            notify_turn(TurnNotification::AgentMessageDelta(TextDelta {
-                thread_id: thread_id.clone(),
-                turn_id: turn_id.clone(),
-                item_id: item_id.to_owned(),
-                delta: (*piece).into(),
-            }));
+            notify(
+                "item/agentMessage/delta",
+                self.with_ids(json!({"itemId": item_id, "delta": piece})),
+            );
         }
-        self.completed(json!({"type": "agentMessage", "id": item_id, "text": pieces.concat()}));
+        let item = wire::agent_message(item_id, &pieces.concat(), at, Some(now_ms()));
+        *self.last_message.lock().expect("last message") = Some(item.clone());
+        self.completed(item);
         Ok(())
     }
 
-    fn completed(&self, item: Value) {
-        let (thread_id, turn_id) = self.ids();
+    fn item_started(&self, item: Value, started_at_ms: u64) {
         notify(
-            "item/completed",
-            json!({"item": item, "threadId": thread_id, "turnId": turn_id, "completedAtMs": now_ms()}),
+            "item/started",
+            json!({"item": item, "threadId": self.thread_id, "turnId": self.turn_id, "startedAtMs": started_at_ms}),
         );
     }
 
+    fn completed(&self, item: Value) {
+        notify(
+            "item/completed",
+            json!({"item": item, "threadId": self.thread_id, "turnId": self.turn_id, "contentTokenCount": null, "completedAtMs": now_ms()}),
+        );
+    }
+
+    /// The usage of one model request (fake-codex makes one per turn, so `total` is `last`), and
+    /// the rate limits codex reports after each.
     fn usage(&self, usage: &CodexUsage) {
-        let (thread_id, turn_id) = self.ids();
-        let breakdown = TokenUsageBreakdown {
-            total_tokens: usage.input_tokens + usage.output_tokens,
-            input_tokens: usage.input_tokens,
-            cached_input_tokens: usage.cached_input_tokens,
-            cache_write_input_tokens: usage.cache_write_input_tokens,
-            output_tokens: usage.output_tokens,
-            reasoning_output_tokens: usage.reasoning_output_tokens,
-        };
-        notify_turn(TurnNotification::TokenUsageUpdated(TokenUsageUpdated {
-            thread_id,
-            turn_id,
-            token_usage: ThreadTokenUsage {
-                total: breakdown,
-                last: breakdown,
-            },
-        }));
+        let breakdown = wire::usage_breakdown(usage);
+        notify(
+            "thread/tokenUsage/updated",
+            self.with_ids(json!({"tokenUsage": {
+                "total": breakdown,
+                "last": breakdown,
+                "modelContextWindow": wire::MODEL_CONTEXT_WINDOW,
+            }})),
+        );
+        notify("account/rateLimits/updated", wire::rate_limits());
     }
 
     fn error(&self, message: &str, will_retry: bool) {
-        let (thread_id, turn_id) = self.ids();
-        notify_turn(TurnNotification::Error(ErrorNotification {
-            error: turn_error(message),
-            will_retry,
-            thread_id,
-            turn_id,
-        }));
+        notify(
+            "error",
+            json!({"error": turn_error(message), "willRetry": will_retry, "threadId": self.thread_id, "turnId": self.turn_id}),
+        );
     }
 
-    fn end(&self, status: TurnStatus, error: Option<TurnError>) {
-        let (thread_id, turn_id) = self.ids();
+    fn end(&self, status: TurnStatus, error: Value) {
         notify(
             "thread/status/changed",
-            json!({"threadId": thread_id, "status": {"type": "idle"}}),
+            json!({"threadId": self.thread_id, "status": {"type": "idle"}}),
         );
+        let items = match status {
+            TurnStatus::Completed => self.last_message.lock().expect("last message").clone(),
+            _ => None,
+        };
+        let turn = TurnObject {
+            id: &self.turn_id,
+            started_at: Some(self.started_at),
+            end: Some((
+                status,
+                error,
+                now_secs(),
+                self.started.elapsed().as_millis() as u64,
+                items.into_iter().collect(),
+            )),
+        };
         notify(
             "turn/completed",
-            json!({"threadId": thread_id, "turn": {"id": turn_id, "items": [], "status": status, "error": error}}),
+            json!({"threadId": self.thread_id, "turn": turn.to_value()}),
         );
     }
 }
 
-fn now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis()
-}
-
-/// The `codexErrorInfo` the real app-server 0.169.0 attaches to each failure, as recorded
-/// against the mock model (the real-codex suite checks these stay the same).
-fn turn_error(message: &str) -> TurnError {
+/// The error the real app-server 0.169.0 reports for each failure, its `codexErrorInfo` as
+/// recorded against the mock model (the real-codex suite checks these stay the same).
+fn turn_error(message: &str) -> Value {
     let info = if message.contains("context window") {
         json!("contextWindowExceeded")
     } else if message.contains("Quota exceeded") || message.contains("usage limit") {
@@ -521,8 +553,5 @@ fn turn_error(message: &str) -> TurnError {
     } else {
         json!("other")
     };
-    TurnError {
-        message: message.to_owned(),
-        codex_error_info: Some(info),
-    }
+    wire::turn_error(message, info)
 }

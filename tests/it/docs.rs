@@ -75,8 +75,7 @@ fn the_environment_codex_gets_is_listed_exactly() {
     }
     let listed = listed.join("\n");
     let listed = backticked(&listed, |name| {
-        name.chars()
-            .all(|c| c.is_ascii_alphabetic() || c == '_')
+        name.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
             && name != "API_KEYS"
             && name.len() > 1
     });
@@ -135,7 +134,10 @@ fn every_error_a_client_sees() -> Vec<ProxyError> {
             waited_secs: 1,
         },
         ProxyError::Timeout(String::new()),
-        ProxyError::PromptTooLong { tokens: 2, limit: 1 },
+        ProxyError::PromptTooLong {
+            tokens: 2,
+            limit: 1,
+        },
         ProxyError::PayloadTooLarge { limit: 1 },
         ProxyError::BodyTimeout { secs: 1 },
         ProxyError::ShuttingDown,

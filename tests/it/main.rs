@@ -7,6 +7,7 @@ mod support;
 
 mod answer_shaping;
 mod app_server;
+mod app_server_wire;
 mod auth;
 mod chat_errors;
 mod config_startup;

@@ -3,8 +3,11 @@
 //! JSON over stdio, without the `"jsonrpc"` field. Fields the proxy does not read are left out
 //! (serde ignores them), so additions in later codex versions are harmless.
 //!
-//! `fake-codex app-server` serializes the same types, so both sides of the tests agree on the
-//! wire format by construction, and the real-codex suite checks it against the real CLI.
+//! `fake-codex app-server` does not share these types: it spells the wire its own way, after the
+//! real transcripts (`fake-codex/app_server/wire.rs`), so a field renamed here is one it no
+//! longer understands. `tests/it/app_server_wire.rs` holds both sides' messages against the real
+//! session in `../shared/codex-transcripts/app_server_single.wire.jsonl`, field by field, and
+//! the real-codex suite checks them against the real CLI.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
