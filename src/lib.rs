@@ -8,6 +8,7 @@ pub mod codex;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod exposure;
 pub mod ids;
 pub mod images;
 pub mod metrics;
@@ -118,27 +119,11 @@ pub async fn serve(config: Config) -> std::io::Result<()> {
 
 /// Says, at start-up, what an open or agent-mode server exposes.
 fn warn_about_exposure(config: &Config) {
-    use crate::config::{Sandbox, ToolsMode};
-    let open_beyond_loopback = config.api_keys.is_empty() && !config.host.is_loopback();
-    match (config.codex_tools, open_beyond_loopback) {
-        (ToolsMode::Agent, true) => tracing::error!(
-            host = %config.host,
-            "DANGER: API_KEYS is empty, the server listens beyond loopback, and CODEX_TOOLS=agent: anyone who can reach this port can run commands and read files as this user, codex's own login included. Set API_KEYS or HOST=127.0.0.1."
-        ),
-        (ToolsMode::Chat, true) => tracing::warn!(
-            host = %config.host,
-            "API_KEYS is empty and the server listens beyond loopback: anyone who can reach this port can use this codex account. Set API_KEYS, or HOST=127.0.0.1."
-        ),
-        (ToolsMode::Agent, false) => tracing::warn!(
-            "CODEX_TOOLS=agent: codex may run commands and read files; whoever holds an API key can read what this process can read, codex's login included"
-        ),
-        (ToolsMode::Chat, false) => {}
-    }
-    if config.codex_tools == ToolsMode::Chat && config.codex_sandbox != Sandbox::ReadOnly {
-        tracing::warn!(
-            sandbox = config.codex_sandbox.as_arg(),
-            "CODEX_SANDBOX applies with CODEX_TOOLS=agent only; chat mode always runs codex read-only"
-        );
+    for warning in exposure::warnings(config) {
+        match warning.level {
+            exposure::Level::Danger => tracing::error!(host = %config.host, "{}", warning.message),
+            exposure::Level::Warn => tracing::warn!(host = %config.host, "{}", warning.message),
+        }
     }
 }
 

@@ -4,8 +4,8 @@ body schema). Bounded in examples and time so it fits in `make test`.
 
 Excluded check: `positive_data_acceptance`. The spec describes the shape of a request, but
 some well-shaped requests are refused on purpose with a clear 400: `n` other than 1, an empty
-`messages`, image parts (not supported yet), malformed tool definitions. Those 400s are still
-checked against the error schema.
+`messages` or a conversation with no text, image parts that are not a data URL of a known
+image type, malformed tool definitions. Those 400s are still checked against the error schema.
 """
 
 import os
