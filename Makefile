@@ -70,7 +70,9 @@ test-docker: $(DOCKER_VENV)/.installed $(CODEX_DIR)/.installed ## Lint the Docke
 	$(CARGO) build --release --locked --bins
 	test -x target/release/codex-openai-proxy && test -x target/release/fake-codex
 	$$(find $(CURDIR)/$(CODEX_DIR)/node_modules/@openai -path '*/bin/codex' -type f | head -n 1) --version | grep -qx 'codex-cli $(CODEX_VERSION)'
-	@echo "container checks: hadolint clean, compose valid, release build and codex $(CODEX_VERSION) ok"
+	grep -qx 'ARG CODEX_VERSION=$(CODEX_VERSION)' docker/Dockerfile
+	sh docker/run-codex-stage.sh target/docker-codex-stage
+	@echo "container checks: hadolint clean, compose valid, release build, codex $(CODEX_VERSION) ok, the codex stage run on the host"
 
 check-snapshots: ## Fail on snapshot files no test referenced in the last test-rust run
 	@test -s $(SNAPSHOT_REFS) || { echo "no snapshot references recorded: run make test-rust first"; exit 1; }
