@@ -155,6 +155,43 @@ mod tests {
     }
 
     #[test]
+    fn every_place_a_subschema_can_stand_is_checked() {
+        let closed = json!({"type": "object", "additionalProperties": false, "required": ["x"], "properties": {"x": {"type": "string"}}});
+        let open = json!({"type": "object", "properties": {"x": {"type": "string"}}});
+        let wrap = |key: &str, sub: &Value| -> Value {
+            match key {
+                "anyOf" | "allOf" | "oneOf" | "prefixItems" => json!({key: [closed, sub]}),
+                "$defs" | "definitions" => json!({key: {"ok": closed, "bad": sub}}),
+                "items" | "additionalItems" => json!({"type": "array", key: sub}),
+                _ => {
+                    json!({"type": "object", "additionalProperties": false, "required": [key], "properties": {key: sub}})
+                }
+            }
+        };
+        for (key, at) in [
+            ("anyOf", "#/anyOf/1"),
+            ("allOf", "#/allOf/1"),
+            ("oneOf", "#/oneOf/1"),
+            ("prefixItems", "#/prefixItems/1"),
+            ("$defs", "#/$defs/bad"),
+            ("definitions", "#/definitions/bad"),
+            ("items", "#/items"),
+            ("additionalItems", "#/additionalItems"),
+            ("nested", "#/properties/nested"),
+        ] {
+            assert!(check_strict(&wrap(key, &closed), "#").is_ok(), "{key}");
+            let err = check_strict(&wrap(key, &open), "#").unwrap_err();
+            assert!(err.message().contains(&format!("at {at}:")), "{key}: {err}");
+            assert_eq!(err.param(), Some("response_format.json_schema.schema"));
+        }
+        // `additionalProperties: true` is not false; a schema without properties has no rule.
+        let mut allowing = closed.clone();
+        allowing["additionalProperties"] = json!(true);
+        assert!(check_strict(&allowing, "#").is_err());
+        assert!(check_strict(&json!({"type": "string"}), "#").is_ok());
+    }
+
+    #[test]
     fn formats_parse_and_fences_come_off() {
         assert_eq!(
             ResponseFormat::from_request(None).unwrap(),
