@@ -65,6 +65,7 @@ fn app_watching(
     stop_runs: CancellationToken,
 ) -> impl Endpoint<Output = Response> {
     let metrics = Arc::new(Metrics::new());
+    codex::VersionProbe::at_start_up(&config.codex_path, config.codex_home.as_deref());
     let backend: SharedBackend = match config.codex_backend {
         BackendKind::Exec => Arc::new(ExecBackend::new(&config)),
         BackendKind::AppServer => Arc::new(AppServerBackend::new(&config, metrics.app_server())),

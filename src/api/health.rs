@@ -11,7 +11,10 @@ use super::{
     response::{CodexHealth, Health, HealthState},
     ApiTags, AppState,
 };
-use crate::codex::CodexStatus;
+use crate::codex::{
+    versions::{self, Version},
+    CodexStatus,
+};
 
 pub struct HealthApi {
     pub state: Arc<AppState>,
@@ -40,22 +43,26 @@ impl HealthApi {
                 codex: CodexHealth {
                     available: true,
                     path: Some(path),
+                    version_supported: Version::from_version_line(&version)
+                        .map(|v| versions::supported().contains(v)),
                     version: Some(version),
+                    supported_versions: versions::supported().to_string(),
                     reason: None,
                 },
             })),
-            CodexStatus::Unavailable { reason } => {
-                tracing::warn!(%reason, "health: codex unavailable");
-                HealthResponse::Degraded(Json(Health {
-                    status: HealthState::Degraded,
-                    codex: CodexHealth {
-                        available: false,
-                        path: None,
-                        version: None,
-                        reason: Some(reason),
-                    },
-                }))
-            }
+            // Logged where the state changes (the probe, the app-server's supervisor), not
+            // on every probe of this open endpoint.
+            CodexStatus::Unavailable { reason } => HealthResponse::Degraded(Json(Health {
+                status: HealthState::Degraded,
+                codex: CodexHealth {
+                    available: false,
+                    path: None,
+                    version: None,
+                    version_supported: None,
+                    supported_versions: versions::supported().to_string(),
+                    reason: Some(reason),
+                },
+            })),
         }
     }
 

@@ -176,6 +176,11 @@ pub struct CodexHealth {
     /// What `codex --version` printed.
     #[oai(skip_serializing_if_is_none)]
     pub version: Option<String>,
+    /// Whether that version is one this server is tested with (`supported_versions`).
+    #[oai(skip_serializing_if_is_none)]
+    pub version_supported: Option<bool>,
+    /// The codex versions this server is tested with, oldest to newest.
+    pub supported_versions: String,
     /// Why codex cannot be used, and how to fix it.
     #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,

@@ -131,6 +131,15 @@ impl VersionProbe {
         }
     }
 
+    /// Probes once at start-up, so that a codex that cannot run, or one outside the tested
+    /// range, is in the log before any request.
+    pub fn at_start_up(codex_path: &Path, codex_home: Option<&Path>) {
+        let probe = VersionProbe::new(codex_path, codex_home);
+        tokio::spawn(async move {
+            probe.status().await;
+        });
+    }
+
     /// The latest answer; callers that arrive while a probe runs wait for its answer.
     pub async fn status(&self) -> CodexStatus {
         let mut last = self.last.lock().await;
@@ -140,8 +149,39 @@ impl VersionProbe {
             }
         }
         let status = version_status(&self.codex_path, self.env.clone()).await;
+        match &status {
+            CodexStatus::Unavailable { reason } => {
+                tracing::warn!(%reason, "codex cannot be run");
+            }
+            CodexStatus::Ready { version, .. } => warn_if_unsupported(version),
+        }
         *last = Some((Instant::now(), status.clone()));
         status
+    }
+}
+
+/// One WARN line for a codex outside the tested range, once per version line the process sees
+/// (the start-up probe sees it first).
+fn warn_if_unsupported(version_line: &str) {
+    static WARNED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    {
+        let mut warned = WARNED.lock().expect("warned lock");
+        if warned.as_deref() == Some(version_line) {
+            return;
+        }
+        *warned = Some(version_line.to_owned());
+    }
+    let supported = super::versions::supported();
+    match super::versions::Version::from_version_line(version_line) {
+        Some(version) if supported.contains(version) => {}
+        Some(version) => tracing::warn!(
+            %version,
+            "codex {version} is outside the versions this server is tested with ({supported}); it may work, or not"
+        ),
+        None => tracing::warn!(
+            line = version_line,
+            "`codex --version` printed no version; tested with {supported}"
+        ),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod exec;
 mod launch;
 mod lines;
 mod process;
+pub mod versions;
 
 use futures_util::stream::BoxStream;
 
@@ -14,7 +15,7 @@ use crate::error::ProxyError;
 pub use app_server::AppServerBackend;
 pub use events::{CodexUsage, ItemDetails, ThreadEvent, ThreadItem};
 pub use exec::ExecBackend;
-pub use launch::PASSED_ENV;
+pub use launch::{VersionProbe, PASSED_ENV};
 
 /// Everything codex needs for one answer, built once from the request.
 #[derive(Debug, Clone, PartialEq, Eq)]

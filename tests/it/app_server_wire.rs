@@ -405,8 +405,9 @@ fn proxy_reading(message: &Message) -> Vec<String> {
     out
 }
 
-/// A `codex` for the proxy: fake-codex with both directions of its stdio teed to files. The
-/// proxy runs codex with a cleared environment, so every path is written into the script.
+/// A `codex` for the proxy: fake-codex with both directions of its stdio teed to files when it
+/// runs as the app-server (`--version` probes pass straight through). The proxy runs codex with
+/// a cleared environment, so every path is written into the script.
 struct Recorder {
     _dir: tempfile::TempDir,
     script: PathBuf,
@@ -425,10 +426,10 @@ impl Recorder {
         std::fs::write(
             &script,
             format!(
-                "#!/bin/sh\n{tee} -a {} | {} \"$@\" | {tee} -a {}\n",
+                "#!/bin/sh\n[ \"$1\" = app-server ] || exec {fake} \"$@\"\n{tee} -a {} | {fake} \"$@\" | {tee} -a {}\n",
                 quote(&to_server),
-                quote(Path::new(fake_codex())),
                 quote(&to_client),
+                fake = quote(Path::new(fake_codex())),
             ),
         )
         .unwrap();

@@ -85,6 +85,69 @@ async fn health_reports_the_codex_version() {
     assert_eq!(body["status"], "ok");
     assert_eq!(body["codex"]["version"], "codex-cli 0.169.0");
     assert_eq!(body["codex"]["available"], true);
+    assert_eq!(body["codex"]["version_supported"], true);
+    assert_eq!(body["codex"]["supported_versions"], "0.169.0 to 0.171.0");
+}
+
+/// A codex whose `--version` says `version`, otherwise fake-codex.
+fn codex_claiming(dir: &std::path::Path, version: &str) -> std::path::PathBuf {
+    let script = dir.join(format!("codex-{version}"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'codex-cli {version}'; exit 0; }}\nexec '{}' \"$@\"\n",
+            crate::support::fake_codex()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script
+}
+
+#[tokio::test]
+async fn a_codex_outside_the_tested_range_is_warned_about_once_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let codex = codex_claiming(dir.path(), "0.150.0");
+    let server = crate::server::Server::start(&[("CODEX_PATH", codex.to_str().unwrap())]);
+    let body: serde_json::Value = reqwest::get(format!("{}/health", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["status"], "ok", "an untested codex may still work");
+    assert_eq!(body["codex"]["version_supported"], false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = server.log.lock().unwrap().join("\n");
+        let warnings = log
+            .lines()
+            .filter(|l| {
+                l.contains("WARN") && l.contains("0.150.0") && l.contains("0.169.0 to 0.171.0")
+            })
+            .count();
+        if warnings >= 1 {
+            assert_eq!(warnings, 1, "{log}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no warning: {log}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let tested = codex_claiming(dir.path(), "0.171.0");
+    let server = crate::server::Server::start(&[("CODEX_PATH", tested.to_str().unwrap())]);
+    let body: serde_json::Value = reqwest::get(format!("{}/health", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["codex"]["version_supported"], true);
+    assert!(!server
+        .log
+        .lock()
+        .unwrap()
+        .join("\n")
+        .contains("outside the versions"));
 }
 
 #[tokio::test]
