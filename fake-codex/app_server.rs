@@ -217,6 +217,12 @@ impl Server {
             output_schema: schema_file.as_ref().map(|p| p.display().to_string()),
             ..Cli::default()
         };
+        let plan = match scenario::marker(&prompt) {
+            Some(("plan", used)) => Some(used.and_then(|n| n.parse().ok()).unwrap_or(42)),
+            Some(("plan_spent", _)) => Some(100),
+            _ => None,
+        }
+        .map(|used| wire::chatgpt_rate_limits(used, now_secs()));
         let script = match scenario::marker(&prompt) {
             Some(("threads", _)) => {
                 let loaded = self.threads.lock().expect("threads").len();
@@ -247,6 +253,7 @@ impl Server {
             started: Instant::now(),
             started_at: now_secs(),
             last_message: Mutex::default(),
+            plan,
         };
         self.started
             .lock()
@@ -281,6 +288,8 @@ struct Player {
     started_at: u64,
     /// The turn's last completed agent message: a finished turn's `items`.
     last_message: Mutex<Option<Value>>,
+    /// A ChatGPT plan's limits, reported when the turn starts (`[[plan]]`, `[[plan_spent]]`).
+    plan: Option<Value>,
 }
 
 /// The turn was interrupted: the rest of it is not played.
@@ -331,6 +340,9 @@ impl Player {
             "turn/started",
             json!({"threadId": self.thread_id, "turn": turn.to_value()}),
         );
+        if let Some(limits) = &self.plan {
+            notify("account/rateLimits/updated", limits.clone());
+        }
         let user_id = uuid::Uuid::now_v7().to_string();
         let at = now_ms();
         self.item_started(wire::user_message(&user_id, prompt, at, None), at);

@@ -33,6 +33,8 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("context", "turn.failed: context window exceeded"),
     ("quota", "turn.failed: quota exceeded"),
     ("usage_limit", "turn.failed: ChatGPT plan usage limit"),
+    ("plan", "the answer; app-server also reports a ChatGPT plus plan's limits, `[[plan:N]]` with N% of its 5-hour window used (42 by default)"),
+    ("plan_spent", "turn.failed: the plan's usage limit, \"try again later\"; app-server first reports the 5-hour window 100% used, resetting in an hour"),
     ("missing_env", "turn.failed: provider key variable unset"),
     (
         "answer_then_fail",
@@ -259,6 +261,10 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
             End::Failed("You've hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), or try again in 3 days 2 hours 5 minutes.".into()),
         ),
         "missing_env" => (vec![], End::Failed("Missing environment variable: `MOCK_KEY_NOT_SET`.".into())),
+        "plan_spent" => (
+            vec![],
+            End::Failed("You've hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), visit https://chatgpt.com/codex/settings/usage to purchase more credits or try again later.".into()),
+        ),
         "answer_then_fail" => (
             vec![
                 message("Partial answer."),

@@ -61,9 +61,14 @@ pub enum ProxyError {
     /// codex cannot be started at all (missing binary, not executable).
     #[error("{0}")]
     CodexUnavailable(String),
-    /// codex ran and failed the turn, or ended without finishing it.
+    /// codex ran and failed the turn, or ended without finishing it. `reset_in`: seconds until
+    /// a spent plan can be used again, when codex reported its limits.
     #[error("{message}")]
-    CodexFailed { kind: FailureKind, message: String },
+    CodexFailed {
+        kind: FailureKind,
+        message: String,
+        reset_in: Option<u64>,
+    },
     /// Every codex slot stayed busy for the whole queue timeout.
     #[error("All {slots} codex slots stayed busy for {waited_secs} s (MAX_CONCURRENCY, QUEUE_TIMEOUT_SECS). Retry in a few seconds.")]
     Overloaded { slots: usize, waited_secs: u64 },
@@ -102,6 +107,24 @@ impl ProxyError {
         ProxyError::CodexFailed {
             kind: FailureKind::classify(&message),
             message,
+            reset_in: None,
+        }
+    }
+
+    /// A rate-limit failure learns when the plan resets, from the limits codex last reported,
+    /// unless its own message already says.
+    pub fn with_plan_reset(self, reset_in: Option<u64>) -> Self {
+        match self {
+            ProxyError::CodexFailed {
+                kind: FailureKind::RateLimited,
+                message,
+                reset_in: None,
+            } => ProxyError::CodexFailed {
+                kind: FailureKind::RateLimited,
+                message,
+                reset_in,
+            },
+            other => other,
         }
     }
 
@@ -131,14 +154,17 @@ impl ProxyError {
     }
 
     /// Seconds a client should wait before retrying, sent as `Retry-After`: a few for busy
-    /// slots, and for a plan's usage limit until the reset codex's message names.
+    /// slots, and for a plan's usage limit until the reset codex's message names, or else the
+    /// one its reported limits say.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ProxyError::Overloaded { .. } => Some(RETRY_AFTER_SECS),
             ProxyError::CodexFailed {
                 kind: FailureKind::RateLimited,
                 message,
-            } => crate::reset_time::seconds_until_reset(message, std::time::SystemTime::now()),
+                reset_in,
+            } => crate::reset_time::seconds_until_reset(message, std::time::SystemTime::now())
+                .or(*reset_in),
             _ => None,
         }
     }
@@ -196,7 +222,7 @@ impl ProxyError {
     /// The message a user reads; codex's authentication failures get the fix appended.
     pub fn message(&self) -> String {
         match self {
-            ProxyError::CodexFailed { kind: FailureKind::Unauthenticated, message } => format!(
+            ProxyError::CodexFailed { kind: FailureKind::Unauthenticated, message, .. } => format!(
                 "codex could not authenticate with its model provider: {message}. Log codex in on the server (`codex login`) or set CODEX_API_KEY."
             ),
             other => other.to_string(),
@@ -245,5 +271,14 @@ mod tests {
             ProxyError::codex_failed("exceeded retry limit, last status: 429 Too Many Requests");
         assert_eq!(err.status().as_u16(), 429);
         assert_eq!(err.retry_after(), None);
+        // Without a time in the message, the reset codex's limits reported.
+        assert_eq!(
+            err.clone().with_plan_reset(Some(600)).retry_after(),
+            Some(600)
+        );
+        let said = ProxyError::codex_failed("You've hit your usage limit. Try again in 5 minutes.");
+        assert_eq!(said.with_plan_reset(Some(600)).retry_after(), Some(300));
+        let other = ProxyError::codex_failed("boom").with_plan_reset(Some(600));
+        assert_eq!(other.retry_after(), None);
     }
 }

@@ -5,11 +5,11 @@
 use std::time::Instant;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
-use crate::usage::TokenUsage;
+use crate::{codex::plan_limits::PlanLimits, usage::TokenUsage};
 
 pub struct Metrics {
     registry: Registry,
@@ -122,15 +122,38 @@ impl Metrics {
             "Times the codex app-server process ended or failed to start (each is restarted)",
         )
         .expect("valid metric");
+        let plan_used = IntGaugeVec::new(
+            Opts::new(
+                "codex_proxy_plan_used_percent",
+                "How much of each window of the ChatGPT plan's usage limit is used, as codex last reported",
+            ),
+            &["window"],
+        )
+        .expect("valid metric");
+        let plan_resets = IntGaugeVec::new(
+            Opts::new(
+                "codex_proxy_plan_resets_at_seconds",
+                "When each window of the plan's usage limit resets, in Unix seconds",
+            ),
+            &["window"],
+        )
+        .expect("valid metric");
         for metric in [
             Box::new(up.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(exits.clone()),
+            Box::new(plan_used.clone()),
+            Box::new(plan_resets.clone()),
         ] {
             self.registry
                 .register(metric)
                 .expect("app-server metrics register once");
         }
-        AppServerMetrics { up, exits }
+        AppServerMetrics {
+            up,
+            exits,
+            plan_used,
+            plan_resets,
+        }
     }
 
     /// The Prometheus text format.
@@ -152,6 +175,8 @@ impl Default for Metrics {
 pub struct AppServerMetrics {
     up: IntGauge,
     exits: IntCounter,
+    plan_used: IntGaugeVec,
+    plan_resets: IntGaugeVec,
 }
 
 impl AppServerMetrics {
@@ -162,6 +187,17 @@ impl AppServerMetrics {
     pub fn down(&self) {
         self.up.set(0);
         self.exits.inc();
+    }
+
+    pub fn plan_limits(&self, limits: &PlanLimits) {
+        for (name, window) in limits.windows() {
+            self.plan_used
+                .with_label_values(&[name])
+                .set(window.used_percent);
+            if let Some(at) = window.resets_at {
+                self.plan_resets.with_label_values(&[name]).set(at);
+            }
+        }
     }
 }
 

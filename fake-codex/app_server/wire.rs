@@ -357,6 +357,20 @@ pub fn usage_breakdown(usage: &codex_openai_proxy::codex::CodexUsage) -> Value {
 /// The context window codex 0.169.0 reports for the bundled models.
 pub const MODEL_CONTEXT_WINDOW: u64 = 258_400;
 
+/// `account/rateLimits/updated` as a ChatGPT plus login gets it (shaped after the schema codex
+/// generates, `AccountRateLimitsUpdatedNotification`): a 5-hour window `used_percent` used and
+/// resetting in an hour, a weekly one 20% used.
+pub fn chatgpt_rate_limits(used_percent: i64, now_secs: u64) -> Value {
+    json!({"rateLimits": {
+        "limitId": "codex", "limitName": null, "normalModelSlug": null,
+        "primary": {"usedPercent": used_percent, "windowDurationMins": 300, "resetsAt": now_secs + 3600},
+        "secondary": {"usedPercent": 20, "windowDurationMins": 10080, "resetsAt": now_secs + 4 * 86_400},
+        "credits": {"hasCredits": false, "unlimited": false, "balance": null},
+        "individualLimit": null, "spendControlReached": null, "planType": "plus",
+        "rateLimitReachedType": if used_percent >= 100 { json!("rate_limit_reached") } else { Value::Null },
+    }})
+}
+
 /// `account/rateLimits/updated` without a ChatGPT login: every field null.
 pub fn rate_limits() -> Value {
     json!({"rateLimits": {

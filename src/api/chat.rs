@@ -24,7 +24,7 @@ use super::{
     ApiTags, AppState,
 };
 use crate::{
-    codex::{RunStream, Turn},
+    codex::{RunStream, SharedBackend, Turn},
     config::{Limits, REASONING_EFFORTS},
     error::ProxyError,
     metrics::{Metrics, RequestOutcome, RunGuard},
@@ -128,6 +128,7 @@ impl ChatApi {
                 client_gone: client_gone().boxed(),
                 stop_runs: state.stop_runs.clone(),
                 outcome: outcome.take().expect("a run is started once"),
+                backend: state.backend.clone(),
             },
             prompt,
             plan.options,
@@ -269,6 +270,8 @@ struct Run {
     stop_runs: CancellationToken,
     /// The request's count in `/metrics`, with the status the run ends with.
     outcome: RequestOutcome,
+    /// The backend, for the plan limits a usage-limit failure is told about.
+    backend: SharedBackend,
 }
 
 /// What the request asks for, checked before codex starts.
@@ -387,6 +390,7 @@ async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<De
         mut client_gone,
         stop_runs,
         mut outcome,
+        backend,
     } = run;
     let mut translator = Translator::with_options(prompt, options);
     let deadline = Instant::now() + limits.codex_timeout;
@@ -431,6 +435,17 @@ async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<De
             }
         };
         for delta in translator.on_run_event(event) {
+            // A spent plan's failure says when the plan resets, from the limits codex reported.
+            let delta = match delta {
+                Delta::Failed(err) => Delta::Failed(
+                    err.with_plan_reset(
+                        backend
+                            .plan_limits()
+                            .and_then(|limits| limits.seconds_until_usable(unix_now())),
+                    ),
+                ),
+                other => other,
+            };
             match &delta {
                 Delta::Finish { usage, .. } => {
                     metrics.tokens(usage);

@@ -49,6 +49,7 @@ impl HealthApi {
                     supported_versions: versions::supported().to_string(),
                     reason: None,
                 },
+                plan_limits: self.state.backend.plan_limits().map(Into::into),
             })),
             // Logged where the state changes (the probe, the app-server's supervisor), not
             // on every probe of this open endpoint.
@@ -62,6 +63,7 @@ impl HealthApi {
                     supported_versions: versions::supported().to_string(),
                     reason: Some(reason),
                 },
+                plan_limits: self.state.backend.plan_limits().map(Into::into),
             })),
         }
     }

@@ -166,6 +166,46 @@ pub enum HealthState {
 pub struct Health {
     pub status: HealthState,
     pub codex: CodexHealth,
+    /// The ChatGPT plan's usage limits as codex last reported them (app-server backend with a
+    /// ChatGPT login, after its first turn).
+    #[oai(skip_serializing_if_is_none)]
+    pub plan_limits: Option<PlanLimitsOut>,
+}
+
+/// A plan's usage limits: a short rolling window and a weekly one.
+#[derive(Debug, Clone, Object)]
+pub struct PlanLimitsOut {
+    #[oai(skip_serializing_if_is_none)]
+    pub plan_type: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
+    pub primary: Option<PlanWindowOut>,
+    #[oai(skip_serializing_if_is_none)]
+    pub secondary: Option<PlanWindowOut>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct PlanWindowOut {
+    pub used_percent: i64,
+    #[oai(skip_serializing_if_is_none)]
+    pub window_minutes: Option<i64>,
+    /// When the window resets, in Unix seconds.
+    #[oai(skip_serializing_if_is_none)]
+    pub resets_at: Option<i64>,
+}
+
+impl From<crate::codex::plan_limits::PlanLimits> for PlanLimitsOut {
+    fn from(limits: crate::codex::plan_limits::PlanLimits) -> Self {
+        let window = |w: crate::codex::plan_limits::Window| PlanWindowOut {
+            used_percent: w.used_percent,
+            window_minutes: w.window_minutes,
+            resets_at: w.resets_at,
+        };
+        PlanLimitsOut {
+            plan_type: limits.plan_type,
+            primary: limits.primary.map(window),
+            secondary: limits.secondary.map(window),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Object)]

@@ -6,6 +6,7 @@ pub mod events;
 pub mod exec;
 mod launch;
 mod lines;
+pub mod plan_limits;
 mod process;
 pub mod versions;
 
@@ -95,4 +96,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Reports whether codex is installed and its version, without running a model.
     fn status(&self) -> futures_util::future::BoxFuture<'_, CodexStatus>;
+
+    /// The plan's usage limits as codex last reported them; `None` when it has not (`exec`
+    /// reports none, and neither does an API-key login).
+    fn plan_limits(&self) -> Option<plan_limits::PlanLimits> {
+        None
+    }
 }

@@ -89,8 +89,8 @@ fn the_environment_codex_gets_is_listed_exactly() {
 #[tokio::test]
 async fn the_metrics_section_names_every_metric_served() {
     let cli = client_on("app-server", &[]);
-    // One answered request, so that the labelled series exist.
-    assert_eq!(post_chat(&cli, &chat("hi", false)).await.0, 200);
+    // One answered request that reports a plan's limits, so that the labelled series exist.
+    assert_eq!(post_chat(&cli, &chat("[[plan]]", false)).await.0, 200);
     let text = cli
         .get("/metrics")
         .send()
@@ -118,6 +118,7 @@ fn every_error_a_client_sees() -> Vec<ProxyError> {
     let failed = |kind| ProxyError::CodexFailed {
         kind,
         message: String::new(),
+        reset_in: None,
     };
     let all = vec![
         ProxyError::invalid("", None),

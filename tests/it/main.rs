@@ -20,6 +20,7 @@ mod lifecycle;
 mod limits;
 mod models_health;
 mod observability;
+mod plan_limits;
 mod safety;
 mod scenarios;
 mod spec;

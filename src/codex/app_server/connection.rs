@@ -21,7 +21,10 @@ use tokio::{
 };
 use tracing::Instrument;
 
-use super::protocol::{Incoming, Outgoing, RpcError, TurnNotification};
+use super::protocol::{
+    Incoming, Outgoing, RateLimitsUpdated, RpcError, TurnNotification, RATE_LIMITS_UPDATED,
+};
+use crate::codex::plan_limits::PlanLimits;
 use crate::codex::{
     exec::{stderr_tail, MAX_LINE_BYTES},
     launch::spawn_codex,
@@ -71,6 +74,7 @@ impl Connection {
         program: &Path,
         args: &[OsString],
         env: Vec<(OsString, OsString)>,
+        on_limits: OnLimits,
     ) -> Result<Arc<Connection>, ProxyError> {
         let mut child = spawn_codex(program, args, env, None)?;
         let pid = child.id();
@@ -118,6 +122,7 @@ impl Connection {
                     pending: connection.pending.clone(),
                     routes: connection.routes.clone(),
                     stdin: connection.stdin.clone(),
+                    on_limits,
                 },
                 exit_tx,
             )
@@ -227,7 +232,11 @@ struct ReaderState {
     pending: Arc<Pending>,
     routes: Arc<Routes>,
     stdin: mpsc::UnboundedSender<String>,
+    on_limits: OnLimits,
 }
+
+/// Where the plan's limits go when codex reports them.
+pub type OnLimits = Arc<dyn Fn(PlanLimits) + Send + Sync>;
 
 /// Reads stdout to its end, then reports the exit to everyone still waiting: pending requests
 /// fail with `Closed` (their senders drop) and every routed run gets `Exited`.
@@ -293,6 +302,14 @@ fn dispatch(state: &ReaderState, bytes: &[u8]) {
                 "error": {"code": -32601, "message": "not supported by this client"}
             });
             let _ = state.stdin.send(reply.to_string());
+        }
+        Incoming::Notification { method, params } if method == RATE_LIMITS_UPDATED => {
+            match serde_json::from_value::<RateLimitsUpdated>(params) {
+                Ok(update) => (state.on_limits)(update.rate_limits.into_limits()),
+                Err(err) => {
+                    tracing::debug!(%err, "skipping a rate-limit update this proxy cannot read")
+                }
+            }
         }
         Incoming::Notification { method, params } => {
             if !super::ROUTED_METHODS.contains(&method.as_str()) {

@@ -20,7 +20,7 @@ use futures_util::{future::BoxFuture, FutureExt};
 use tokio::sync::{mpsc, watch};
 
 use self::{
-    connection::{CallError, Connection},
+    connection::{CallError, Connection, OnLimits},
     protocol::{
         ClientInfo, InitializeParams, InitializeResponse, ThreadStartParams, ThreadStartResponse,
         TurnStartParams, TurnStartResponse, UserInput, OVERLOADED,
@@ -33,6 +33,7 @@ use super::{
     Backend, CodexStatus, RunStream, Turn,
 };
 use crate::{
+    codex::plan_limits::{PlanLimits, SharedPlanLimits},
     config::Config,
     error::{FailureKind, ProxyError},
     metrics::AppServerMetrics,
@@ -97,6 +98,8 @@ impl Settings {
 
 pub struct AppServerBackend {
     settings: Settings,
+    /// The plan's limits as the process last reported them; kept across restarts.
+    limits: SharedPlanLimits,
     version: VersionProbe,
     state: watch::Receiver<State>,
     /// Dropping the backend stops the supervisor, which kills the process.
@@ -124,8 +127,24 @@ impl AppServerBackend {
         };
         let (state_tx, state) = watch::channel(State::Starting);
         let (stop, stopped) = watch::channel(());
-        tokio::spawn(supervise(settings.clone(), state_tx, stopped, metrics));
+        let limits = SharedPlanLimits::default();
+        let on_limits: OnLimits = {
+            let (limits, metrics) = (limits.clone(), metrics.clone());
+            Arc::new(move |update| {
+                let mut limits = limits.lock().expect("limits lock");
+                limits.merge(update);
+                metrics.plan_limits(&limits);
+            })
+        };
+        tokio::spawn(supervise(
+            settings.clone(),
+            state_tx,
+            stopped,
+            metrics,
+            on_limits,
+        ));
         AppServerBackend {
+            limits,
             version: VersionProbe::new(&settings.codex_path, settings.codex_home.as_deref()),
             settings,
             state,
@@ -233,6 +252,11 @@ impl Backend for AppServerBackend {
         self.start(turn).boxed()
     }
 
+    fn plan_limits(&self) -> Option<PlanLimits> {
+        let limits = self.limits.lock().expect("limits lock").clone();
+        limits.is_known().then_some(limits)
+    }
+
     fn status(&self) -> BoxFuture<'_, CodexStatus> {
         async move {
             let current = self.state.borrow().clone();
@@ -273,6 +297,7 @@ async fn timed<R>(
             Err(ProxyError::CodexFailed {
                 kind: FailureKind::RateLimited,
                 message: format!("codex app-server is overloaded: {}", error.message),
+                reset_in: None,
             })
         }
         Ok(Err(CallError::Closed)) => Err(ProxyError::CodexUnavailable(
@@ -293,12 +318,13 @@ async fn supervise(
     state: watch::Sender<State>,
     mut stop: watch::Receiver<()>,
     metrics: AppServerMetrics,
+    on_limits: OnLimits,
 ) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         state.send_replace(State::Starting);
         let mut start_failure = true;
-        let reason = match launch(&settings).await {
+        let reason = match launch(&settings, on_limits.clone()).await {
             Ok(connection) => {
                 tracing::info!(pid = connection.pid, "codex app-server ready");
                 metrics.ready();
@@ -348,12 +374,13 @@ async fn supervise(
 }
 
 /// Starts the process and completes the handshake.
-async fn launch(settings: &Settings) -> Result<Arc<Connection>, ProxyError> {
+async fn launch(settings: &Settings, on_limits: OnLimits) -> Result<Arc<Connection>, ProxyError> {
     let program = resolve_program(&settings.codex_path)?;
     let connection = Connection::spawn(
         &program,
         &settings.args(),
         codex_env(settings.codex_home.as_deref()),
+        on_limits,
     )?;
     let params = InitializeParams {
         client_info: ClientInfo {

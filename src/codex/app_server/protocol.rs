@@ -302,3 +302,51 @@ impl TurnNotification {
         }
     }
 }
+
+/// The method of the global notification that carries the plan's rate limits.
+pub const RATE_LIMITS_UPDATED: &str = "account/rateLimits/updated";
+
+/// `account/rateLimits/updated` params: a sparse update of the plan's limits (every field null
+/// without a ChatGPT login).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitsUpdated {
+    pub rate_limits: RateLimitSnapshot,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitSnapshot {
+    #[serde(default)]
+    pub primary: Option<RateLimitWindow>,
+    #[serde(default)]
+    pub secondary: Option<RateLimitWindow>,
+    #[serde(default)]
+    pub plan_type: Option<String>,
+}
+
+impl RateLimitSnapshot {
+    pub fn into_limits(self) -> crate::codex::plan_limits::PlanLimits {
+        let window = |w: RateLimitWindow| crate::codex::plan_limits::Window {
+            used_percent: w.used_percent,
+            window_minutes: w.window_duration_mins,
+            resets_at: w.resets_at,
+        };
+        crate::codex::plan_limits::PlanLimits {
+            plan_type: self.plan_type,
+            primary: self.primary.map(window),
+            secondary: self.secondary.map(window),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitWindow {
+    pub used_percent: i64,
+    #[serde(default)]
+    pub window_duration_mins: Option<i64>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub resets_at: Option<i64>,
+}

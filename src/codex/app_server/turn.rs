@@ -134,6 +134,7 @@ pub fn turn_failure(error: &TurnError) -> ProxyError {
     ProxyError::CodexFailed {
         kind,
         message: error.message.clone(),
+        reset_in: None,
     }
 }
 
