@@ -8,17 +8,44 @@ DOCKER_VENV := .venv-docker
 # The attack harness's own venv (h2 for the HTTP/2 rows).
 ATTACK_VENV := .venv-attack
 SNAPSHOT_REFS := target/snapshot-refs.txt
-# The real codex CLI for the end-to-end suite, pinned, installed into an ignored folder.
-CODEX_VERSION := 0.169.0
-CODEX_DIR := .tools/codex-$(CODEX_VERSION)
+# The supported codex CLI versions, oldest first, newest last (the one file that names them).
+# The real-codex suite runs on the oldest and the newest; everything else uses the newest. Each
+# is installed into its own ignored folder, .tools/codex-<version>.
+CODEX_VERSIONS := $(shell cat codex-versions)
+CODEX_OLDEST := $(firstword $(CODEX_VERSIONS))
+CODEX_NEWEST := $(lastword $(CODEX_VERSIONS))
+CODEX_TESTED := $(CODEX_OLDEST) $(filter-out $(CODEX_OLDEST),$(CODEX_NEWEST))
+ifeq ($(CODEX_NEWEST),)
+$(error codex-versions names no codex version)
+endif
+# The native binary of an installed version, for a recipe. It is in the platform package, which
+# an install with --prefix puts beside @openai/codex
+# (node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex) and a
+# global one nests inside it (the Dockerfile's); find takes either.
+codex_bin = $$(find $(CURDIR)/.tools/codex-$(1)/node_modules/@openai -path '*/bin/codex' -type f | head -n 1)
+CODEX_NEWEST_DIR := .tools/codex-$(CODEX_NEWEST)
+
+# `make run` on a machine without codex: a fresh clone would start a server whose /health and
+# every request say codex is missing. So when codex is not on PATH and CODEX_PATH is set
+# neither in the environment (or on the command line) nor in .env, it installs the newest
+# pinned CLI into .tools/ and points CODEX_PATH at it. Otherwise it changes nothing: a codex of
+# the user's own is theirs to choose. An empty CODEX_PATH counts as unset, as for the server;
+# one set in the environment wins over .env, as for the server.
+ifeq ($(origin CODEX_PATH),undefined)
+RUN_CODEX_PATH := $(shell sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?CODEX_PATH[[:space:]]*=[[:space:]]*//p' .env 2>/dev/null \
+  | sed -E -e 's/(^|[[:space:]]+)#.*$$//' -e "s/^[\"']//" -e "s/[\"'][[:space:]]*$$//" | tail -n 1)
+else
+RUN_CODEX_PATH := $(strip $(CODEX_PATH))
+endif
+RUN_INSTALLS_CODEX := $(if $(RUN_CODEX_PATH)$(shell command -v codex),,yes)
 
 .PHONY: help run demo build test test-rust test-real-codex test-python test-node test-docker check-snapshots bench attack lint fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
 
-run: ## Serve with the real codex CLI (configure with the environment or .env)
-	$(CARGO) run --locked --release --bin codex-openai-proxy
+run: $(if $(RUN_INSTALLS_CODEX),$(CODEX_NEWEST_DIR)/.installed) ## Serve with the real codex CLI (configure with the environment or .env); with no codex, installs the newest pinned one first
+	$(if $(RUN_INSTALLS_CODEX),CODEX_PATH=$(call codex_bin,$(CODEX_NEWEST)) )$(CARGO) run --locked --release --bin codex-openai-proxy
 
 demo: ## Serve on fake-codex: no codex install or account needed
 	$(CARGO) build --locked --bins
@@ -33,16 +60,21 @@ test-rust: ## Unit and integration tests; snapshots must match (never rewritten 
 	@mkdir -p target && rm -f $(SNAPSHOT_REFS)
 	INSTA_UPDATE=no INSTA_SNAPSHOT_REFERENCES_FILE=$(CURDIR)/$(SNAPSHOT_REFS) $(CARGO) test --locked
 
-$(CODEX_DIR)/.installed:
-	npm install --no-audit --no-fund --prefix $(CODEX_DIR) @openai/codex@$(CODEX_VERSION)
+# One codex version, pinned, into .tools/codex-<version>: the only step that needs the network.
+.tools/codex-%/.installed:
+	npm install --no-audit --no-fund --prefix .tools/codex-$* @openai/codex@$*
+	test -n "$(call codex_bin,$*)" || { echo "no bin/codex in .tools/codex-$*"; exit 1; }
 	touch $@
 
-test-real-codex: $(CODEX_DIR)/.installed ## The proxy on the real codex CLI $(CODEX_VERSION), offline against a mock model, on both backends
-	for backend in exec app-server; do \
-	  echo "real codex suite, CODEX_BACKEND=$$backend"; \
-	  extra=$$([ $$backend = app-server ] && echo --include-ignored); \
-	  REAL_CODEX=$$(find $(CURDIR)/$(CODEX_DIR)/node_modules/@openai -path '*/bin/codex' -type f | head -n 1) \
-	  REAL_CODEX_BACKEND=$$backend $(CARGO) test --locked --test real_codex -- $$extra || exit 1; \
+test-real-codex: $(foreach v,$(CODEX_TESTED),.tools/codex-$(v)/.installed) ## The proxy on the oldest and newest real codex CLI in codex-versions, offline against a mock model, on both backends
+	for version in $(CODEX_TESTED); do \
+	  codex=$(call codex_bin,$$version); \
+	  $$codex --version | grep -qx "codex-cli $$version" || { echo "$$codex is not codex-cli $$version"; exit 1; }; \
+	  for backend in exec app-server; do \
+	    echo "real codex suite, codex-cli $$version, CODEX_BACKEND=$$backend"; \
+	    extra=$$([ $$backend = app-server ] && echo --include-ignored); \
+	    REAL_CODEX=$$codex REAL_CODEX_BACKEND=$$backend $(CARGO) test --locked --test real_codex -- $$extra || exit 1; \
+	  done; \
 	done
 
 tests/node/node_modules/.installed: tests/node/package.json tests/node/package-lock.json
@@ -63,16 +95,17 @@ $(DOCKER_VENV)/.installed:
 	$(DOCKER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check docker-compose==1.29.2
 	touch $@
 
-test-docker: $(DOCKER_VENV)/.installed $(CODEX_DIR)/.installed ## Lint the Dockerfile, validate compose, run the image's build steps on the host
+test-docker: $(DOCKER_VENV)/.installed $(CODEX_NEWEST_DIR)/.installed ## Lint the Dockerfile, validate compose, run the image's build steps on the host
 	$(DOCKER_VENV)/bin/hadolint docker/Dockerfile
 	CODEX_PROXY_API_KEY=check $(DOCKER_VENV)/bin/docker-compose -f docker/compose.yaml config -q
 	CODEX_PROXY_API_KEY=check $(DOCKER_VENV)/bin/docker-compose -f docker/compose.yaml -f docker/compose.fake.yaml config -q
 	$(CARGO) build --release --locked --bins
 	test -x target/release/codex-openai-proxy && test -x target/release/fake-codex
-	$$(find $(CURDIR)/$(CODEX_DIR)/node_modules/@openai -path '*/bin/codex' -type f | head -n 1) --version | grep -qx 'codex-cli $(CODEX_VERSION)'
-	grep -qx 'ARG CODEX_VERSION=$(CODEX_VERSION)' docker/Dockerfile
+	$(call codex_bin,$(CODEX_NEWEST)) --version | grep -qx 'codex-cli $(CODEX_NEWEST)'
+	grep -qx 'ARG CODEX_VERSION=$(CODEX_NEWEST)' docker/Dockerfile \
+	  || { echo "docker/Dockerfile's ARG CODEX_VERSION is not $(CODEX_NEWEST), the newest in codex-versions"; exit 1; }
 	sh docker/run-codex-stage.sh target/docker-codex-stage
-	@echo "container checks: hadolint clean, compose valid, release build, codex $(CODEX_VERSION) ok, the codex stage run on the host"
+	@echo "container checks: hadolint clean, compose valid, release build, codex $(CODEX_NEWEST) ok and the Dockerfile's, the codex stage run on the host"
 
 check-snapshots: ## Fail on snapshot files no test referenced in the last test-rust run
 	@test -s $(SNAPSHOT_REFS) || { echo "no snapshot references recorded: run make test-rust first"; exit 1; }
@@ -95,8 +128,8 @@ test-python: $(VENV)/.installed ## OpenAI Python SDK conformance and schemathesi
 	PROXY_BIN=$(CURDIR)/target/debug/codex-openai-proxy FAKE_CODEX=$(CURDIR)/target/debug/fake-codex \
 	  $(VENV)/bin/python -m pytest -q tests/python
 
-bench: $(CODEX_DIR)/.installed ## Throughput, latency, per-event overhead and memory on fake-codex; turn and first-token times on the real codex (release build)
-	REAL_CODEX=$$(find $(CURDIR)/$(CODEX_DIR)/node_modules/@openai -path '*/bin/codex' -type f | head -n 1) \
+bench: $(CODEX_NEWEST_DIR)/.installed ## Throughput, latency, per-event overhead and memory on fake-codex; turn and first-token times on the newest real codex (release build)
+	REAL_CODEX=$(call codex_bin,$(CODEX_NEWEST)) \
 	  $(CARGO) bench --locked --bench proxy
 
 $(ATTACK_VENV)/.installed: tests/attack/requirements.txt
