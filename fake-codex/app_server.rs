@@ -173,6 +173,17 @@ impl Server {
                     .is_some();
                 Ok(json!({"status": if known { "unsubscribed" } else { "notSubscribed" }}))
             }
+            "model/list" => Ok(wire::model_list(&parse(params)?)),
+            // A login codex can see: an API key in its environment, as the tests give it.
+            "account/read" => {
+                let _: wire::AccountReadParams = parse(params)?;
+                let account = std::env::var_os("CODEX_API_KEY")
+                    .or_else(|| std::env::var_os("OPENAI_API_KEY"))
+                    .map(|_| json!({"type": "apiKey"}));
+                Ok(
+                    json!({"account": account, "userId": null, "requiresOpenaiAuth": true, "workspaceRouting": null}),
+                )
+            }
             other => Err((-32601, format!("method not found: {other}"))),
         }
     }

@@ -7,6 +7,8 @@ use std::{net::IpAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Deserializer};
 
+use crate::codex::CodexModel;
+
 pub use crate::translate::ReasoningOutput;
 use tracing_subscriber::EnvFilter;
 
@@ -150,7 +152,7 @@ pub struct Config {
     /// `LOG_FORMAT`: `text` (default) or `json`, one object per line.
     pub log_json: bool,
     /// `EFFORT_MODELS`: efforts listed as extra model ids, `codex-local-<effort>`.
-    pub effort_models: Vec<String>,
+    pub effort_models: EffortModels,
     /// `TASK_MODEL`: the codex model for OpenWebUI's background tasks (`### Task:` prompts).
     pub task_model: Option<String>,
     /// `TASK_REASONING_EFFORT`: the effort for those tasks.
@@ -241,6 +243,15 @@ fn number(name: &str, value: Option<&str>, default: u64, min: u64) -> Result<u64
     }
 }
 
+/// `EFFORT_MODELS`: which `<model>-<effort>` ids are listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EffortModels {
+    /// These efforts, for every model (those codex says a model takes, when it has said).
+    Listed(Vec<String>),
+    /// Every effort codex says each model takes (app-server only: exec cannot ask).
+    All,
+}
+
 /// What a model id stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelChoice {
@@ -251,7 +262,9 @@ pub struct ModelChoice {
 }
 
 /// The reasoning efforts codex's models take.
-pub const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh"];
+pub const REASONING_EFFORTS: &[&str] = &[
+    "none", "minimal", "low", "medium", "high", "xhigh", "max", "ultra",
+];
 
 /// A configuration problem, always naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -505,7 +518,10 @@ impl Config {
                     )))
                 }
             },
-            effort_models: efforts("EFFORT_MODELS", raw.effort_models)?,
+            effort_models: match raw.effort_models.as_slice() {
+                [all] if all == "all" => EffortModels::All,
+                _ => EffortModels::Listed(efforts("EFFORT_MODELS", raw.effort_models)?),
+            },
             task_model: raw.task_model,
             task_reasoning_effort: efforts(
                 "TASK_REASONING_EFFORT",
@@ -545,47 +561,85 @@ impl Config {
         })
     }
 
-    /// The model ids `/v1/models` lists, in order.
-    pub fn model_ids(&self) -> Vec<String> {
-        let bases: Vec<&str> = std::iter::once(DEFAULT_MODEL_ID)
-            .chain(self.codex_models.iter().map(String::as_str))
-            .collect();
-        let mut ids: Vec<String> = bases.iter().map(|id| id.to_string()).collect();
-        for base in &bases {
-            ids.extend(
-                self.effort_models
-                    .iter()
-                    .map(|effort| format!("{base}-{effort}")),
-            );
-        }
-        ids
+    /// The model ids `/v1/models` lists, in order: `codex-local`, `CODEX_MODELS`, then the
+    /// models codex offers (`codex`, from `model/list`; empty on exec), each followed by its
+    /// effort ids.
+    pub fn model_ids(&self, codex: &[CodexModel]) -> Vec<String> {
+        self.catalogue(codex)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// The codex model (`-m`) and reasoning effort behind a listed model id; `None` for an
     /// unlisted id.
-    pub fn resolve_model(&self, id: &str) -> Option<ModelChoice> {
-        let base = |id: &str| {
-            if id == DEFAULT_MODEL_ID {
-                Some(self.codex_model.clone())
-            } else if self.codex_models.iter().any(|m| m == id) {
-                Some(Some(id.to_owned()))
-            } else {
-                None
-            }
-        };
-        if let Some(model) = base(id) {
-            return Some(ModelChoice {
-                model,
-                effort: None,
-            });
+    pub fn resolve_model(&self, id: &str, codex: &[CodexModel]) -> Option<ModelChoice> {
+        self.catalogue(codex)
+            .into_iter()
+            .find_map(|(listed, choice)| (listed == id).then_some(choice))
+    }
+
+    /// Every listed id with what it stands for: one place for both the list and the lookup.
+    fn catalogue(&self, codex: &[CodexModel]) -> Vec<(String, ModelChoice)> {
+        // The bases: the id, the model passed as `-m`, and the efforts codex says it takes
+        // (`None` when codex has not said).
+        let known = |id: &str| codex.iter().find(|m| m.id == id).map(|m| m.efforts.clone());
+        let default_efforts = codex
+            .iter()
+            .find(|m| m.is_default)
+            .map(|m| m.efforts.clone());
+        let mut bases: Vec<(String, Option<String>, Option<Vec<String>>)> = vec![(
+            DEFAULT_MODEL_ID.to_owned(),
+            self.codex_model.clone(),
+            match &self.codex_model {
+                Some(model) => known(model),
+                None => default_efforts,
+            },
+        )];
+        for id in &self.codex_models {
+            bases.push((id.clone(), Some(id.clone()), known(id)));
         }
-        self.effort_models.iter().find_map(|effort| {
-            let model = base(id.strip_suffix(effort.as_str())?.strip_suffix('-')?)?;
-            Some(ModelChoice {
-                model,
-                effort: Some(effort.clone()),
-            })
-        })
+        for model in codex {
+            if !bases.iter().any(|(id, _, _)| *id == model.id) {
+                bases.push((
+                    model.id.clone(),
+                    Some(model.id.clone()),
+                    Some(model.efforts.clone()),
+                ));
+            }
+        }
+        let plain = |model: &Option<String>| ModelChoice {
+            model: model.clone(),
+            effort: None,
+        };
+        let mut out: Vec<(String, ModelChoice)> = bases
+            .iter()
+            .map(|(id, model, _)| (id.clone(), plain(model)))
+            .collect();
+        for (id, model, supported) in &bases {
+            let efforts: Vec<String> = match (&self.effort_models, supported) {
+                // `all`: every effort codex says the model takes.
+                (EffortModels::All, Some(supported)) => supported.clone(),
+                (EffortModels::All, None) => Vec::new(),
+                // Listed: those the model takes, when codex has said.
+                (EffortModels::Listed(listed), Some(supported)) => listed
+                    .iter()
+                    .filter(|e| supported.contains(e))
+                    .cloned()
+                    .collect(),
+                (EffortModels::Listed(listed), None) => listed.clone(),
+            };
+            out.extend(efforts.into_iter().map(|effort| {
+                (
+                    format!("{id}-{effort}"),
+                    ModelChoice {
+                        model: model.clone(),
+                        effort: Some(effort),
+                    },
+                )
+            }));
+        }
+        out
     }
 }
 
@@ -632,7 +686,10 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.api_keys, ["k1", "k2"]);
-        assert_eq!(config.model_ids(), ["codex-local", "gpt-5.5", "gpt-6-sol"]);
+        assert_eq!(
+            config.model_ids(&[]),
+            ["codex-local", "gpt-5.5", "gpt-6-sol"]
+        );
         assert_eq!(config.codex_model, None);
         let choice = |model: Option<&str>, effort: Option<&str>| {
             Some(ModelChoice {
@@ -641,11 +698,11 @@ mod tests {
             })
         };
         assert_eq!(
-            config.resolve_model("gpt-5.5"),
+            config.resolve_model("gpt-5.5", &[]),
             choice(Some("gpt-5.5"), None)
         );
-        assert_eq!(config.resolve_model("codex-local"), choice(None, None));
-        assert_eq!(config.resolve_model("gpt-4o"), None);
+        assert_eq!(config.resolve_model("codex-local", &[]), choice(None, None));
+        assert_eq!(config.resolve_model("gpt-4o", &[]), None);
 
         let config = Config::from_vars(vars(&[
             ("CODEX_MODELS", "gpt-5.5"),
@@ -653,7 +710,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(
-            config.model_ids(),
+            config.model_ids(&[]),
             [
                 "codex-local",
                 "gpt-5.5",
@@ -664,14 +721,14 @@ mod tests {
             ]
         );
         assert_eq!(
-            config.resolve_model("gpt-5.5-high"),
+            config.resolve_model("gpt-5.5-high", &[]),
             choice(Some("gpt-5.5"), Some("high"))
         );
         assert_eq!(
-            config.resolve_model("codex-local-low"),
+            config.resolve_model("codex-local-low", &[]),
             choice(None, Some("low"))
         );
-        assert_eq!(config.resolve_model("codex-local-medium"), None);
+        assert_eq!(config.resolve_model("codex-local-medium", &[]), None);
     }
 
     #[test]

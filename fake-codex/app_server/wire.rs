@@ -158,6 +158,74 @@ pub struct ThreadUnsubscribeParams {
     pub thread_id: String,
 }
 
+/// `model/list` (codex 0.171.0's `ModelListParams`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelListParams {
+    #[serde(rename = "includeHidden", default)]
+    pub include_hidden: Option<bool>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Accepted, as codex does; fake-codex's pages are always two long.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub limit: Option<u32>,
+    #[serde(rename = "modelProvider", default)]
+    #[allow(dead_code)]
+    pub model_provider: Option<String>,
+}
+
+/// `account/read`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountReadParams {
+    #[serde(rename = "refreshToken", default)]
+    #[allow(dead_code)]
+    pub refresh_token: Option<bool>,
+}
+
+/// One entry of codex's bundled catalogue as `model/list` writes it (the fields real codex
+/// 0.171.0 sends, abridged values).
+fn model_entry(id: &str, default: bool, hidden: bool, efforts: &[&str]) -> Value {
+    json!({
+        "id": id, "model": id, "upgrade": null, "upgradeInfo": null, "availabilityNux": null,
+        "displayName": id.to_uppercase(), "description": format!("The {id} model."),
+        "modelSpecialty": null, "hidden": hidden,
+        "supportedReasoningEfforts": efforts.iter().map(|e| json!({"reasoningEffort": e, "description": format!("{e} reasoning")})).collect::<Vec<_>>(),
+        "defaultReasoningEffort": efforts.first().copied().unwrap_or("medium"),
+        "inputModalities": ["text", "image"], "supportsPersonality": false, "multiAgentVersion": "v2",
+        "additionalSpeedTiers": [], "serviceTiers": [], "defaultServiceTier": null,
+        "availableAccessPrograms": null, "isDefault": default,
+    })
+}
+
+/// fake-codex's catalogue: two listed models, the first the default, and one hidden, two to a
+/// page so that paging is exercised.
+pub fn model_list(params: &ModelListParams) -> Value {
+    let all = [
+        model_entry(
+            "gpt-6.2-sol",
+            true,
+            false,
+            &["low", "medium", "high", "xhigh", "max", "ultra"],
+        ),
+        model_entry("gpt-5.5", false, false, &["low", "medium", "high", "xhigh"]),
+        model_entry("codex-auto-review", false, true, &["medium"]),
+    ];
+    let listed: Vec<&Value> = all
+        .iter()
+        .filter(|m| params.include_hidden == Some(true) || m["hidden"] == false)
+        .collect();
+    let start: usize = params
+        .cursor
+        .as_deref()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<&Value> = listed.iter().skip(start).take(2).copied().collect();
+    let next = (start + 2 < listed.len()).then(|| (start + 2).to_string());
+    json!({"data": page, "nextCursor": next})
+}
+
 /// How a turn ended, as `turn.status` spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TurnStatus {

@@ -74,7 +74,11 @@ impl ChatApi {
         body: Json<ChatCompletionRequest>,
     ) -> Result<ChatResponse, ApiError> {
         let model = body.0.model.clone();
-        let label = match self.state.config.resolve_model(&model) {
+        let label = match self
+            .state
+            .config
+            .resolve_model(&model, &self.state.backend.models())
+        {
             Some(_) => model.as_str(),
             None => UNKNOWN_MODEL,
         };
@@ -292,7 +296,7 @@ impl Plan {
         }
         let choice = state
             .config
-            .resolve_model(&request.model)
+            .resolve_model(&request.model, &state.backend.models())
             .ok_or_else(|| ProxyError::ModelNotFound(request.model.clone()))?;
         // The request's own effort wins, then the model id's, then the task routing's.
         let task = is_background_task(&request.messages);

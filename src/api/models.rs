@@ -26,7 +26,7 @@ impl ModelsApi {
         let data = self
             .state
             .config
-            .model_ids()
+            .model_ids(&self.state.backend.models())
             .into_iter()
             .map(|id| Model {
                 id,

@@ -42,7 +42,8 @@ pub struct ChatCompletionRequest {
     pub response_format: Option<serde_json::Value>,
     /// Up to 4 sequences; the answer ends before the first of them.
     pub stop: Option<Stop>,
-    /// How hard the model thinks: `none`, `minimal`, `low`, `medium`, `high` or `xhigh`.
+    /// How hard the model thinks: `none`, `minimal`, `low`, `medium`, `high`, `xhigh`, `max` or
+    /// `ultra` (which ones a model takes, codex's `model/list` says).
     /// Passed to codex as `model_reasoning_effort`; unset keeps codex's default.
     pub reasoning_effort: Option<String>,
 }

@@ -73,6 +73,16 @@ pub struct ExitReport {
     pub stderr_tail: String,
 }
 
+/// A model codex offers (`model/list` on the app-server backend), with the reasoning efforts
+/// it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodexModel {
+    pub id: String,
+    pub efforts: Vec<String>,
+    /// The model codex uses when none is named: the one behind `codex-local`.
+    pub is_default: bool,
+}
+
 /// Shared handle used by the app state.
 pub type SharedBackend = std::sync::Arc<dyn Backend>;
 
@@ -101,5 +111,11 @@ pub trait Backend: Send + Sync + 'static {
     /// reports none, and neither does an API-key login).
     fn plan_limits(&self) -> Option<plan_limits::PlanLimits> {
         None
+    }
+
+    /// The models codex offers, as last fetched in the background; empty when unknown (`exec`
+    /// cannot ask).
+    fn models(&self) -> Vec<CodexModel> {
+        Vec::new()
     }
 }

@@ -97,6 +97,23 @@ fn extras() -> Vec<Extra> {
                   codex's schema",
         },
         Extra {
+            dir: Dir::ToServer,
+            kind: "model/list",
+            message: json!({"method": "model/list", "id": 1, "params": {}}),
+            why: "the proxy lists codex's models in the background for /v1/models; the \
+                  transcript's session never asked. tests/real_codex checks the params against \
+                  the installed codex's schema",
+        },
+        Extra {
+            dir: Dir::ToClient,
+            kind: "result of model/list",
+            // One entry of what the real codex 0.171.0 answered offline, its long lists cut to
+            // one element.
+            message: serde_json::from_str(r#"{"id": 1, "result": {"data": [{"id": "gpt-6.2-sol", "model": "gpt-6.2-sol", "upgrade": null, "upgradeInfo": null, "availabilityNux": null, "displayName": "GPT-6.2-Sol", "description": "Fast, go-to model for coding and everyday work.", "modelSpecialty": null, "hidden": false, "supportedReasoningEfforts": [{"reasoningEffort": "low", "description": "Fast responses with lighter reasoning"}], "defaultReasoningEffort": "low", "inputModalities": ["text", "image"], "supportsPersonality": false, "multiAgentVersion": "v2", "additionalSpeedTiers": ["fast"], "serviceTiers": [{"id": "priority", "name": "Fast", "description": "2x speed, increased usage"}], "defaultServiceTier": null, "availableAccessPrograms": null, "isDefault": true}], "nextCursor": null}}"#).expect("the reference parses"),
+            why: "model/list's result, as the real codex 0.171.0 answered it offline (its \
+                  bundled catalogue)",
+        },
+        Extra {
             dir: Dir::ToClient,
             kind: "result of thread/unsubscribe",
             message: json!({"id": 3, "result": {"status": "unsubscribed"}}),

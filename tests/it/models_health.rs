@@ -1,4 +1,5 @@
-//! `/v1/models` answers from configuration alone; `/health` reports codex without running a model.
+//! `/v1/models` answers from configuration and, on app-server, the models codex offers (fetched
+//! in the background); `/health` reports codex without running a model.
 
 use serde_json::json;
 
@@ -227,4 +228,90 @@ async fn openwebui_background_tasks_can_go_to_a_cheaper_configuration() {
             .contains("model_reasoning_effort=\"low\""),
         "{body}"
     );
+}
+
+/// `/v1/models` once the app-server's model list has arrived (it is fetched in the background,
+/// never inside a request).
+async fn listed_ids<E: poem::Endpoint>(
+    cli: &poem::test::TestClient<E>,
+    expect: &str,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (status, list) = json_of(cli.get("/v1/models").send().await).await;
+        assert_eq!(status, 200);
+        let ids: Vec<String> = list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect();
+        if ids.iter().any(|id| id == expect) {
+            return ids;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{expect} never listed: {ids:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn on_app_server_the_models_codex_offers_are_listed_and_hidden_ones_are_not() {
+    let cli = crate::support::client_on("app-server", &[("CODEX_MODELS", "gpt-5.5")]);
+    let ids = listed_ids(&cli, "gpt-6.2-sol").await;
+    // Both pages of fake-codex's catalogue; the configured id once; the hidden model left out.
+    assert_eq!(ids, ["codex-local", "gpt-5.5", "gpt-6.2-sol"]);
+    let request = json!({"model": "gpt-6.2-sol", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(post_chat(&cli, &request).await.0, 200);
+    let hidden =
+        json!({"model": "codex-auto-review", "messages": [{"role": "user", "content": "hi"}]});
+    assert_eq!(post_chat(&cli, &hidden).await.0, 404);
+}
+
+#[tokio::test]
+async fn effort_ids_follow_the_efforts_each_model_takes() {
+    let cli = crate::support::client_on("app-server", &[("EFFORT_MODELS", "high,max")]);
+    let ids = listed_ids(&cli, "gpt-5.5").await;
+    // gpt-5.5 takes no "max"; codex-local is codex's default model, gpt-6.2-sol.
+    assert_eq!(
+        ids,
+        [
+            "codex-local",
+            "gpt-6.2-sol",
+            "gpt-5.5",
+            "codex-local-high",
+            "codex-local-max",
+            "gpt-6.2-sol-high",
+            "gpt-6.2-sol-max",
+            "gpt-5.5-high"
+        ]
+    );
+    let cli = crate::support::client_on("app-server", &[("EFFORT_MODELS", "all")]);
+    let ids = listed_ids(&cli, "gpt-5.5").await;
+    for id in ["gpt-6.2-sol-ultra", "gpt-5.5-xhigh", "codex-local-low"] {
+        assert!(ids.iter().any(|i| i == id), "{id} in {ids:?}");
+    }
+    assert!(!ids.iter().any(|i| i == "gpt-5.5-ultra"), "{ids:?}");
+    let request =
+        json!({"model": "gpt-5.5-xhigh", "messages": [{"role": "user", "content": "[[config]]"}]});
+    let (status, body) = post_chat(&cli, &request).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("model_reasoning_effort=\"xhigh\""),
+        "{body}"
+    );
+    // On exec codex cannot be asked: `all` lists no effort ids, and listed ones stay as they are.
+    let (_, list) = json_of(
+        client(&[("EFFORT_MODELS", "all")])
+            .get("/v1/models")
+            .send()
+            .await,
+    )
+    .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }

@@ -8,8 +8,8 @@
 use std::process::Stdio;
 
 use codex_openai_proxy::codex::app_server::protocol::{
-    ClientInfo, InitializeParams, ThreadStartParams, ThreadUnsubscribeParams, TurnInterruptParams,
-    TurnNotification, TurnStartParams, UserInput,
+    ClientInfo, InitializeParams, ModelListParams, ThreadStartParams, ThreadUnsubscribeParams,
+    TurnInterruptParams, TurnNotification, TurnStartParams, UserInput,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -217,6 +217,12 @@ fn the_requests_the_proxy_sends_follow_the_installed_codexs_schema() {
             thread_id: "t".into(),
         }),
     );
+    for cursor in [None, Some("2".to_owned())] {
+        schemas.check(
+            "v2/ModelListParams.json",
+            &value(ModelListParams { cursor }),
+        );
+    }
 }
 
 /// Needs no proxy backend, so it runs once, in the app-server pass of `make test-real-codex`

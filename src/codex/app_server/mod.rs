@@ -22,15 +22,16 @@ use tokio::sync::{mpsc, watch};
 use self::{
     connection::{CallError, Connection, OnLimits},
     protocol::{
-        ClientInfo, InitializeParams, InitializeResponse, ThreadStartParams, ThreadStartResponse,
-        TurnStartParams, TurnStartResponse, UserInput, OVERLOADED,
+        ClientInfo, InitializeParams, InitializeResponse, ModelListParams, ModelListResponse,
+        ThreadStartParams, ThreadStartResponse, TurnStartParams, TurnStartResponse, UserInput,
+        OVERLOADED,
     },
     turn::ThreadLease,
 };
 use super::{
     exec::{chat_overrides, effective_sandbox, Attachments, WorkDir},
     launch::{codex_env, resolve_program, VersionProbe},
-    Backend, CodexStatus, RunStream, Turn,
+    Backend, CodexModel, CodexStatus, RunStream, Turn,
 };
 use crate::{
     codex::plan_limits::{PlanLimits, SharedPlanLimits},
@@ -100,6 +101,8 @@ pub struct AppServerBackend {
     settings: Settings,
     /// The plan's limits as the process last reported them; kept across restarts.
     limits: SharedPlanLimits,
+    /// The models codex offers, refreshed in the background.
+    models: SharedModels,
     version: VersionProbe,
     state: watch::Receiver<State>,
     /// Dropping the backend stops the supervisor, which kills the process.
@@ -136,15 +139,18 @@ impl AppServerBackend {
                 metrics.plan_limits(&limits);
             })
         };
+        let models = SharedModels::default();
         tokio::spawn(supervise(
             settings.clone(),
             state_tx,
             stopped,
             metrics,
             on_limits,
+            models.clone(),
         ));
         AppServerBackend {
             limits,
+            models,
             version: VersionProbe::new(&settings.codex_path, settings.codex_home.as_deref()),
             settings,
             state,
@@ -252,6 +258,10 @@ impl Backend for AppServerBackend {
         self.start(turn).boxed()
     }
 
+    fn models(&self) -> Vec<CodexModel> {
+        self.models.lock().expect("models lock").clone()
+    }
+
     fn plan_limits(&self) -> Option<PlanLimits> {
         let limits = self.limits.lock().expect("limits lock").clone();
         limits.is_known().then_some(limits)
@@ -312,6 +322,64 @@ async fn timed<R>(
     }
 }
 
+/// The models codex offers, shared between the refresher and whoever lists them.
+type SharedModels = Arc<std::sync::Mutex<Vec<CodexModel>>>;
+
+/// How often codex's model list is fetched again: its catalogue changes with codex releases
+/// and, for a ChatGPT login, with the backend's; `/v1/models` never waits for it.
+const MODEL_REFRESH: Duration = Duration::from_secs(600);
+/// Pages of `model/list` read at most: a catalogue is a page or two.
+const MAX_MODEL_PAGES: usize = 20;
+
+/// Fetches the model list now and then every [`MODEL_REFRESH`], for as long as the process
+/// runs; a failed fetch keeps the last list.
+async fn refresh_models(connection: Arc<Connection>, models: SharedModels) {
+    loop {
+        match fetch_models(&connection).await {
+            Ok(fetched) => {
+                tracing::debug!(count = fetched.len(), "codex models fetched");
+                *models.lock().expect("models lock") = fetched;
+            }
+            Err(err) => tracing::warn!(error = %err.message(), "could not list codex's models"),
+        }
+        tokio::time::sleep(MODEL_REFRESH).await;
+    }
+}
+
+async fn fetch_models(connection: &Connection) -> Result<Vec<CodexModel>, ProxyError> {
+    let mut models = Vec::new();
+    let mut cursor = None;
+    for _ in 0..MAX_MODEL_PAGES {
+        let page: ModelListResponse =
+            timed(connection.call("model/list", &ModelListParams { cursor })).await?;
+        models.extend(page.data.into_iter().filter(|m| !m.hidden).map(|m| {
+            CodexModel {
+                id: m.id,
+                efforts: m
+                    .supported_reasoning_efforts
+                    .into_iter()
+                    .map(|e| e.reasoning_effort)
+                    .collect(),
+                is_default: m.is_default,
+            }
+        }));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(models)
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Keeps one app-server running until `stop` is dropped.
 async fn supervise(
     settings: Settings,
@@ -319,6 +387,7 @@ async fn supervise(
     mut stop: watch::Receiver<()>,
     metrics: AppServerMetrics,
     on_limits: OnLimits,
+    models: SharedModels,
 ) {
     let mut backoff = FIRST_BACKOFF;
     loop {
@@ -329,6 +398,10 @@ async fn supervise(
                 tracing::info!(pid = connection.pid, "codex app-server ready");
                 metrics.ready();
                 state.send_replace(State::Ready(connection.clone()));
+                let _refresher = AbortOnDrop(tokio::spawn(refresh_models(
+                    connection.clone(),
+                    models.clone(),
+                )));
                 tokio::select! {
                     report = connection.exited() => {
                         start_failure = !connection.has_served();
