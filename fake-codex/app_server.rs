@@ -110,6 +110,27 @@ fn parse<T: DeserializeOwned>(params: Value) -> Result<T, (i64, String)> {
     serde_json::from_value(params).map_err(invalid)
 }
 
+/// The login fake-codex plays: a ChatGPT one when its home holds `fake-chatgpt-login` (a file
+/// tests write), an API key when its environment has one, else none.
+enum FakeLogin {
+    ChatGpt,
+    ApiKey,
+    None,
+}
+
+fn fake_login() -> FakeLogin {
+    let home = std::env::var_os("CODEX_HOME").map(std::path::PathBuf::from);
+    if home.is_some_and(|home| home.join("fake-chatgpt-login").exists()) {
+        FakeLogin::ChatGpt
+    } else if std::env::var_os("CODEX_API_KEY").is_some()
+        || std::env::var_os("OPENAI_API_KEY").is_some()
+    {
+        FakeLogin::ApiKey
+    } else {
+        FakeLogin::None
+    }
+}
+
 impl Server {
     fn handle(self: &Arc<Self>, method: &str, params: Value) -> Reply {
         let client = self.client.lock().expect("client").clone();
@@ -174,16 +195,31 @@ impl Server {
                 Ok(json!({"status": if known { "unsubscribed" } else { "notSubscribed" }}))
             }
             "model/list" => Ok(wire::model_list(&parse(params)?)),
-            // A login codex can see: an API key in its environment, as the tests give it.
             "account/read" => {
                 let _: wire::AccountReadParams = parse(params)?;
-                let account = std::env::var_os("CODEX_API_KEY")
-                    .or_else(|| std::env::var_os("OPENAI_API_KEY"))
-                    .map(|_| json!({"type": "apiKey"}));
+                let account = match fake_login() {
+                    FakeLogin::ChatGpt => Some(
+                        json!({"type": "chatgpt", "email": "someone@example.com", "planType": "plus", "workspaceName": null}),
+                    ),
+                    FakeLogin::ApiKey => Some(json!({"type": "apiKey"})),
+                    FakeLogin::None => None,
+                };
                 Ok(
                     json!({"account": account, "userId": null, "requiresOpenaiAuth": true, "workspaceRouting": null}),
                 )
             }
+            // As the real codex: only a ChatGPT login has limits to read.
+            "account/rateLimits/read" => match fake_login() {
+                FakeLogin::ChatGpt => {
+                    let mut read = wire::chatgpt_rate_limits(42, now_secs());
+                    read["rateLimitsByLimitId"] = json!(null);
+                    Ok(read)
+                }
+                _ => Err((
+                    -32600,
+                    "codex account authentication required to read rate limits".into(),
+                )),
+            },
             other => Err((-32601, format!("method not found: {other}"))),
         }
     }

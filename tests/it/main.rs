@@ -12,6 +12,7 @@ mod auth;
 mod chat_errors;
 mod config_startup;
 mod docs;
+mod doctor;
 mod fake_codex_cli;
 mod fidelity;
 mod hostile;

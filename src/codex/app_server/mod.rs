@@ -22,9 +22,9 @@ use tokio::sync::{mpsc, watch};
 use self::{
     connection::{CallError, Connection, OnLimits},
     protocol::{
-        ClientInfo, InitializeParams, InitializeResponse, ModelListParams, ModelListResponse,
-        ThreadStartParams, ThreadStartResponse, TurnStartParams, TurnStartResponse, UserInput,
-        OVERLOADED,
+        AccountReadParams, AccountReadResponse, ClientInfo, InitializeParams, InitializeResponse,
+        ModelListParams, ModelListResponse, RateLimitsRead, ThreadStartParams, ThreadStartResponse,
+        TurnStartParams, TurnStartResponse, UserInput, OVERLOADED,
     },
     turn::ThreadLease,
 };
@@ -86,6 +86,25 @@ struct Settings {
 }
 
 impl Settings {
+    fn from_config(config: &Config) -> Self {
+        Settings {
+            codex_path: config.codex_path.clone(),
+            codex_home: config.codex_home.clone(),
+            overrides: config
+                .codex_config
+                .iter()
+                .cloned()
+                .chain(
+                    chat_overrides(config.codex_tools)
+                        .iter()
+                        .map(|s| (*s).to_owned()),
+                )
+                .collect(),
+            sandbox: effective_sandbox(config.codex_tools, config.codex_sandbox).as_arg(),
+            workdir: config.codex_workdir.clone(),
+        }
+    }
+
     fn args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec!["app-server".into()];
         for raw in &self.overrides {
@@ -112,22 +131,7 @@ pub struct AppServerBackend {
 impl AppServerBackend {
     /// Starts the supervisor; needs a running tokio runtime.
     pub fn new(config: &Config, metrics: AppServerMetrics) -> Self {
-        let settings = Settings {
-            codex_path: config.codex_path.clone(),
-            codex_home: config.codex_home.clone(),
-            overrides: config
-                .codex_config
-                .iter()
-                .cloned()
-                .chain(
-                    chat_overrides(config.codex_tools)
-                        .iter()
-                        .map(|s| (*s).to_owned()),
-                )
-                .collect(),
-            sandbox: effective_sandbox(config.codex_tools, config.codex_sandbox).as_arg(),
-            workdir: config.codex_workdir.clone(),
-        };
+        let settings = Settings::from_config(config);
         let (state_tx, state) = watch::channel(State::Starting);
         let (stop, stopped) = watch::channel(());
         let limits = SharedPlanLimits::default();
@@ -319,6 +323,82 @@ async fn timed<R>(
             "codex app-server did not answer within {} s",
             CALL_TIMEOUT.as_secs()
         ))),
+    }
+}
+
+/// One app-server of its own, asked one question at a time: what `doctor` checks. The process
+/// is killed when the session is dropped.
+pub struct Session {
+    connection: Arc<Connection>,
+}
+
+/// Which login codex runs with, as `account/read` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    ChatGpt {
+        plan: Option<String>,
+    },
+    ApiKey,
+    /// Another kind codex names (a cloud provider's credentials).
+    Other(String),
+    /// None, and the configured provider needs one.
+    Missing,
+    /// None, and the configured provider needs none (a custom provider).
+    NotNeeded,
+}
+
+impl Session {
+    /// Starts codex's app-server with the server's settings and completes the handshake.
+    pub async fn open(config: &Config) -> Result<Session, ProxyError> {
+        let ignore: OnLimits = Arc::new(|_| {});
+        let connection = launch(&Settings::from_config(config), ignore).await?;
+        Ok(Session { connection })
+    }
+
+    pub async fn login(&self) -> Result<Login, ProxyError> {
+        let read: AccountReadResponse =
+            timed(self.connection.call("account/read", &AccountReadParams {})).await?;
+        Ok(match read.account {
+            None if read.requires_openai_auth => Login::Missing,
+            None => Login::NotNeeded,
+            Some(account) => match account.get("type").and_then(serde_json::Value::as_str) {
+                Some("chatgpt") => Login::ChatGpt {
+                    plan: account
+                        .get("planType")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned),
+                },
+                Some("apiKey") => Login::ApiKey,
+                other => Login::Other(other.unwrap_or("unknown").to_owned()),
+            },
+        })
+    }
+
+    pub async fn models(&self) -> Result<Vec<CodexModel>, ProxyError> {
+        fetch_models(&self.connection).await
+    }
+
+    /// The plan's limits; `None` when the login has none to read (an API key, no login).
+    pub async fn plan_limits(&self) -> Result<Option<PlanLimits>, ProxyError> {
+        let params = serde_json::json!({});
+        let read = self
+            .connection
+            .call::<_, RateLimitsRead>("account/rateLimits/read", &params);
+        match tokio::time::timeout(CALL_TIMEOUT, read).await {
+            Ok(Ok(read)) => Ok(Some(read.rate_limits.into_limits()).filter(PlanLimits::is_known)),
+            // codex refuses it without a ChatGPT login.
+            Ok(Err(CallError::Rpc(error))) if error.code == -32600 => Ok(None),
+            Ok(Err(err)) => Err(ProxyError::codex_failed(err.to_string())),
+            Err(_) => Err(ProxyError::Timeout(
+                "account/rateLimits/read did not answer".into(),
+            )),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.connection.kill();
     }
 }
 

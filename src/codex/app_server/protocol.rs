@@ -381,3 +381,23 @@ pub struct ModelEntry {
 pub struct ReasoningEffortOption {
     pub reasoning_effort: String,
 }
+
+/// `account/read` params.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AccountReadParams {}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountReadResponse {
+    /// `{"type": "chatgpt", "planType", "email"}`, `{"type": "apiKey"}`, ... or null.
+    #[serde(default)]
+    pub account: Option<Value>,
+    pub requires_openai_auth: bool,
+}
+
+/// `account/rateLimits/read` result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitsRead {
+    pub rate_limits: RateLimitSnapshot,
+}
