@@ -3,6 +3,7 @@
 //! `REAL_CODEX`, the path of the native codex binary.
 
 mod app_server_fidelity;
+mod doctor;
 mod fidelity;
 mod mock_model;
 
