@@ -110,8 +110,8 @@ fn parse<T: DeserializeOwned>(params: Value) -> Result<T, (i64, String)> {
     serde_json::from_value(params).map_err(invalid)
 }
 
-/// The login fake-codex plays: a ChatGPT one when its home holds `fake-chatgpt-login` (a file
-/// tests write), an API key when its environment has one, else none.
+/// The login fake-codex plays: a ChatGPT one when its home holds `fake-chatgpt-login`, none
+/// when it holds `fake-no-login` (files tests write), else an API key.
 enum FakeLogin {
     ChatGpt,
     ApiKey,
@@ -120,14 +120,13 @@ enum FakeLogin {
 
 fn fake_login() -> FakeLogin {
     let home = std::env::var_os("CODEX_HOME").map(std::path::PathBuf::from);
-    if home.is_some_and(|home| home.join("fake-chatgpt-login").exists()) {
+    let holds = |file: &str| home.as_ref().is_some_and(|home| home.join(file).exists());
+    if holds("fake-chatgpt-login") {
         FakeLogin::ChatGpt
-    } else if std::env::var_os("CODEX_API_KEY").is_some()
-        || std::env::var_os("OPENAI_API_KEY").is_some()
-    {
-        FakeLogin::ApiKey
-    } else {
+    } else if holds("fake-no-login") {
         FakeLogin::None
+    } else {
+        FakeLogin::ApiKey
     }
 }
 

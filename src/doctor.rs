@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 
 use crate::{
     codex::{
-        app_server::{Login, Session},
+        app_server::{login_command, Login, Session},
         versions::{self, Version},
         AppServerBackend, Backend, CodexStatus, ExecBackend, Turn, VersionProbe,
     },
@@ -95,15 +95,6 @@ pub async fn run(config: Config) -> std::process::ExitCode {
         std::process::ExitCode::SUCCESS
     } else {
         std::process::ExitCode::FAILURE
-    }
-}
-
-/// The command that logs codex in with the server's codex home.
-fn login_command(config: &Config) -> String {
-    let codex = config.codex_path.display();
-    match &config.codex_home {
-        Some(home) => format!("CODEX_HOME={} {codex} login", home.display()),
-        None => format!("{codex} login"),
     }
 }
 
@@ -192,9 +183,11 @@ async fn check_limits(session: &Session) -> Outcome {
 async fn check_turn(config: &Config, login_fix: &str) -> Outcome {
     let backend: Arc<dyn Backend> = match config.codex_backend {
         BackendKind::Exec => Arc::new(ExecBackend::new(config)),
-        BackendKind::AppServer => {
-            Arc::new(AppServerBackend::new(config, Metrics::new().app_server()))
-        }
+        BackendKind::AppServer => Arc::new(AppServerBackend::new(
+            config,
+            Metrics::new().app_server(),
+            Default::default(),
+        )),
     };
     let turn = Turn {
         prompt: PROMPT.into(),

@@ -44,6 +44,7 @@ pub fn app_with_backend(
     connections: Arc<ConnectionRegistry>,
     metrics: Arc<Metrics>,
     stop_runs: CancellationToken,
+    login: codex::app_server::SharedLogin,
 ) -> impl Endpoint<Output = Response> {
     api::routes(Arc::new(AppState::new(
         config,
@@ -51,6 +52,7 @@ pub fn app_with_backend(
         connections,
         metrics,
         stop_runs,
+        login,
     )))
 }
 
@@ -67,11 +69,21 @@ fn app_watching(
 ) -> impl Endpoint<Output = Response> {
     let metrics = Arc::new(Metrics::new());
     codex::VersionProbe::at_start_up(&config.codex_path, config.codex_home.as_deref());
+    // codex's login, found at start-up: the app-server asks its own process after each start;
+    // for exec a short-lived app-server is asked once.
+    let login = codex::app_server::SharedLogin::default();
     let backend: SharedBackend = match config.codex_backend {
-        BackendKind::Exec => Arc::new(ExecBackend::new(&config)),
-        BackendKind::AppServer => Arc::new(AppServerBackend::new(&config, metrics.app_server())),
+        BackendKind::Exec => {
+            codex::app_server::check_login_at_start_up(&config, login.clone());
+            Arc::new(ExecBackend::new(&config))
+        }
+        BackendKind::AppServer => Arc::new(AppServerBackend::new(
+            &config,
+            metrics.app_server(),
+            login.clone(),
+        )),
     };
-    app_with_backend(config, backend, connections, metrics, stop_runs)
+    app_with_backend(config, backend, connections, metrics, stop_runs, login)
 }
 
 /// Sets up logging at `config.log_level` on stderr.

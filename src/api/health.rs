@@ -12,9 +12,21 @@ use super::{
     ApiTags, AppState,
 };
 use crate::codex::{
+    app_server::{login_command, Login},
     versions::{self, Version},
     CodexStatus,
 };
+
+/// The login as `/health` names it.
+fn login_name(login: &Login) -> String {
+    match login {
+        Login::ChatGpt { .. } => "chatgpt".into(),
+        Login::ApiKey => "api_key".into(),
+        Login::Other(kind) => kind.clone(),
+        Login::Missing => "missing".into(),
+        Login::NotNeeded => "not_needed".into(),
+    }
+}
 
 pub struct HealthApi {
     pub state: Arc<AppState>,
@@ -38,19 +50,38 @@ impl HealthApi {
     #[oai(path = "/health", method = "get", operation_id = "health")]
     async fn health(&self) -> HealthResponse {
         match self.state.backend.status().await {
-            CodexStatus::Ready { path, version } => HealthResponse::Ok(Json(Health {
-                status: HealthState::Ok,
-                codex: CodexHealth {
-                    available: true,
-                    path: Some(path),
-                    version_supported: Version::from_version_line(&version)
-                        .map(|v| versions::supported().contains(v)),
-                    version: Some(version),
-                    supported_versions: versions::supported().to_string(),
-                    reason: None,
-                },
-                plan_limits: self.state.backend.plan_limits().map(Into::into),
-            })),
+            CodexStatus::Ready { path, version } => {
+                let login = self.state.login.lock().expect("login lock").clone();
+                // Runs, but cannot answer: every request would fail until it is logged in.
+                let reason = (login == Some(Login::Missing)).then(|| {
+                    format!(
+                        "codex is not logged in: run `{}` on the server (or set CODEX_API_KEY)",
+                        login_command(&self.state.config)
+                    )
+                });
+                let health = Health {
+                    status: if reason.is_some() {
+                        HealthState::Degraded
+                    } else {
+                        HealthState::Ok
+                    },
+                    codex: CodexHealth {
+                        available: true,
+                        path: Some(path),
+                        version_supported: Version::from_version_line(&version)
+                            .map(|v| versions::supported().contains(v)),
+                        version: Some(version),
+                        supported_versions: versions::supported().to_string(),
+                        login: login.as_ref().map(login_name),
+                        reason,
+                    },
+                    plan_limits: self.state.backend.plan_limits().map(Into::into),
+                };
+                match health.status {
+                    HealthState::Ok => HealthResponse::Ok(Json(health)),
+                    HealthState::Degraded => HealthResponse::Degraded(Json(health)),
+                }
+            }
             // Logged where the state changes (the probe, the app-server's supervisor), not
             // on every probe of this open endpoint.
             CodexStatus::Unavailable { reason } => HealthResponse::Degraded(Json(Health {
@@ -61,6 +92,7 @@ impl HealthApi {
                     version: None,
                     version_supported: None,
                     supported_versions: versions::supported().to_string(),
+                    login: None,
                     reason: Some(reason),
                 },
                 plan_limits: self.state.backend.plan_limits().map(Into::into),

@@ -47,6 +47,8 @@ pub struct AppState {
     pub stop_runs: CancellationToken,
     /// Unix seconds; reported as the models' `created`.
     pub started_at: i64,
+    /// codex's login as found at start-up, for `/health`.
+    pub login: crate::codex::app_server::SharedLogin,
 }
 
 impl AppState {
@@ -56,8 +58,10 @@ impl AppState {
         connections: Arc<ConnectionRegistry>,
         metrics: Arc<Metrics>,
         stop_runs: CancellationToken,
+        login: crate::codex::app_server::SharedLogin,
     ) -> Self {
         AppState {
+            login,
             stop_runs,
             slots: Arc::new(Semaphore::new(config.limits.max_concurrency)),
             counting: Semaphore::new(

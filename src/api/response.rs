@@ -221,6 +221,10 @@ pub struct CodexHealth {
     pub version_supported: Option<bool>,
     /// The codex versions this server is tested with, oldest to newest.
     pub supported_versions: String,
+    /// codex's login, as found at start-up: `chatgpt`, `api_key`, `not_needed` (a custom model
+    /// provider), `missing`, or the kind codex names.
+    #[oai(skip_serializing_if_is_none)]
+    pub login: Option<String>,
     /// Why codex cannot be used, and how to fix it.
     #[oai(skip_serializing_if_is_none)]
     pub reason: Option<String>,

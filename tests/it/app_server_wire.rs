@@ -98,6 +98,22 @@ fn extras() -> Vec<Extra> {
         },
         Extra {
             dir: Dir::ToServer,
+            kind: "account/read",
+            message: json!({"method": "account/read", "id": 1, "params": {}}),
+            why: "after each start the proxy asks which login codex runs with, for /health and \
+                  the start-up line that says how to log in; the transcript's session never \
+                  asked. tests/real_codex's doctor test reads it from the real codex",
+        },
+        Extra {
+            dir: Dir::ToClient,
+            kind: "result of account/read",
+            // What the real codex 0.171.0 answered offline, without a login.
+            message: json!({"id": 1, "result": {"account": {"type": "apiKey"}, "userId": null, "requiresOpenaiAuth": true, "workspaceRouting": null}}),
+            why: "account/read's result; the real codex answered `account: null` offline, and \
+                  fake-codex plays an API-key login by default",
+        },
+        Extra {
+            dir: Dir::ToServer,
             kind: "model/list",
             message: json!({"method": "model/list", "id": 1, "params": {}}),
             why: "the proxy lists codex's models in the background for /v1/models; the \

@@ -121,6 +121,7 @@ fn an_api_key_login_has_no_limits_to_read() {
 #[test]
 fn no_login_is_a_failure_with_the_command_that_logs_in() {
     let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("fake-no-login"), "").unwrap();
     let home_path = home.path().to_str().unwrap();
     let (_, out) = doctor(
         home.path(),

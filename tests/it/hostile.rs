@@ -253,7 +253,7 @@ async fn health_runs_codex_at_most_once_however_many_ask() {
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\necho run >> '{}'\nexec '{}' \"$@\"\n",
+            "#!/bin/sh\n[ \"$1\" = --version ] && echo run >> '{}'\nexec '{}' \"$@\"\n",
             count.display(),
             crate::support::fake_codex()
         ),

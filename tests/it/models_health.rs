@@ -315,3 +315,59 @@ async fn effort_ids_follow_the_efforts_each_model_takes() {
     .await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn without_a_login_the_server_starts_says_how_to_log_in_and_health_is_degraded() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("fake-no-login"), "").unwrap();
+    let home_path = home.path().to_str().unwrap();
+    let server = crate::server::Server::start(&[("CODEX_HOME", home_path)]);
+    let command = format!(
+        "CODEX_HOME={home_path} {} login",
+        crate::support::fake_codex()
+    );
+    // The start-up check runs in the background: wait for what it found.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let health = loop {
+        let resp = reqwest::get(format!("{}/health", server.base))
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        if body["codex"]["login"] == "missing" {
+            assert_eq!(status, 503, "{body}");
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "never found: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(health["status"], "degraded");
+    assert!(
+        health["codex"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&command),
+        "{health}"
+    );
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("not logged in") && l.contains(&command)),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn health_names_the_login_codex_runs_with() {
+    let cli = client(&[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body) = json_of(cli.get("/health").send().await).await;
+        if body["codex"]["login"] == "api_key" {
+            assert_eq!(status, 200, "{body}");
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -130,8 +130,9 @@ pub struct AppServerBackend {
 
 impl AppServerBackend {
     /// Starts the supervisor; needs a running tokio runtime.
-    pub fn new(config: &Config, metrics: AppServerMetrics) -> Self {
+    pub fn new(config: &Config, metrics: AppServerMetrics, login: SharedLogin) -> Self {
         let settings = Settings::from_config(config);
+        let login_fix = login_command(config);
         let (state_tx, state) = watch::channel(State::Starting);
         let (stop, stopped) = watch::channel(());
         let limits = SharedPlanLimits::default();
@@ -151,6 +152,7 @@ impl AppServerBackend {
             metrics,
             on_limits,
             models.clone(),
+            (login, login_fix),
         ));
         AppServerBackend {
             limits,
@@ -356,22 +358,7 @@ impl Session {
     }
 
     pub async fn login(&self) -> Result<Login, ProxyError> {
-        let read: AccountReadResponse =
-            timed(self.connection.call("account/read", &AccountReadParams {})).await?;
-        Ok(match read.account {
-            None if read.requires_openai_auth => Login::Missing,
-            None => Login::NotNeeded,
-            Some(account) => match account.get("type").and_then(serde_json::Value::as_str) {
-                Some("chatgpt") => Login::ChatGpt {
-                    plan: account
-                        .get("planType")
-                        .and_then(serde_json::Value::as_str)
-                        .map(str::to_owned),
-                },
-                Some("apiKey") => Login::ApiKey,
-                other => Login::Other(other.unwrap_or("unknown").to_owned()),
-            },
-        })
+        read_login(&self.connection).await
     }
 
     pub async fn models(&self) -> Result<Vec<CodexModel>, ProxyError> {
@@ -393,6 +380,70 @@ impl Session {
                 "account/rateLimits/read did not answer".into(),
             )),
         }
+    }
+}
+
+/// The login as found at start-up, for `/health`: `None` until known (or when codex could not
+/// be asked).
+pub type SharedLogin = Arc<std::sync::Mutex<Option<Login>>>;
+
+/// For the exec backend, which has no process to ask: a short-lived app-server (the same
+/// binary) is asked once, at start-up.
+pub fn check_login_at_start_up(config: &Config, found: SharedLogin) {
+    let config = config.clone();
+    tokio::spawn(async move {
+        let login = match Session::open(&config).await {
+            Ok(session) => read_login(&session.connection).await,
+            Err(err) => Err(err),
+        };
+        record_login(login, &found, &login_command(&config));
+    });
+}
+
+/// Asks `connection` which login codex runs with.
+async fn read_login(connection: &Connection) -> Result<Login, ProxyError> {
+    let read: AccountReadResponse =
+        timed(connection.call("account/read", &AccountReadParams {})).await?;
+    Ok(match read.account {
+        None if read.requires_openai_auth => Login::Missing,
+        None => Login::NotNeeded,
+        Some(account) => match account.get("type").and_then(serde_json::Value::as_str) {
+            Some("chatgpt") => Login::ChatGpt {
+                plan: account
+                    .get("planType")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned),
+            },
+            Some("apiKey") => Login::ApiKey,
+            other => Login::Other(other.unwrap_or("unknown").to_owned()),
+        },
+    })
+}
+
+/// Keeps what was found for `/health`, and says the one command that logs in when there is no
+/// login (once per change).
+fn record_login(login: Result<Login, ProxyError>, found: &SharedLogin, command: &str) {
+    match login {
+        Ok(login) => {
+            let mut found = found.lock().expect("login lock");
+            if login == Login::Missing && found.as_ref() != Some(&Login::Missing) {
+                tracing::error!(
+                    "codex is not logged in, so every request will fail: run `{command}` on this machine (or set CODEX_API_KEY)"
+                );
+            }
+            tracing::debug!(?login, "codex login");
+            *found = Some(login);
+        }
+        Err(err) => tracing::debug!(error = %err.message(), "could not ask codex for its login"),
+    }
+}
+
+/// The command that logs codex in with the server's codex home.
+pub fn login_command(config: &Config) -> String {
+    let codex = config.codex_path.display();
+    match &config.codex_home {
+        Some(home) => format!("CODEX_HOME={} {codex} login", home.display()),
+        None => format!("{codex} login"),
     }
 }
 
@@ -468,6 +519,7 @@ async fn supervise(
     metrics: AppServerMetrics,
     on_limits: OnLimits,
     models: SharedModels,
+    (login, login_fix): (SharedLogin, String),
 ) {
     let mut backoff = FIRST_BACKOFF;
     loop {
@@ -477,6 +529,7 @@ async fn supervise(
             Ok(connection) => {
                 tracing::info!(pid = connection.pid, "codex app-server ready");
                 metrics.ready();
+                record_login(read_login(&connection).await, &login, &login_fix);
                 state.send_replace(State::Ready(connection.clone()));
                 let _refresher = AbortOnDrop(tokio::spawn(refresh_models(
                     connection.clone(),
