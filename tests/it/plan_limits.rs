@@ -100,3 +100,30 @@ async fn a_usage_limit_message_that_names_the_reset_sets_retry_after_on_both_bac
         );
     }
 }
+
+#[tokio::test]
+async fn a_chatgpt_logins_limits_are_read_when_the_app_server_starts() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("fake-chatgpt-login"), "").unwrap();
+    let cli = client_on(
+        "app-server",
+        &[("CODEX_HOME", home.path().to_str().unwrap())],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, health) = json_of(cli.get("/health").send().await).await;
+        if !health["plan_limits"].is_null() {
+            assert_eq!(
+                health["plan_limits"]["primary"]["used_percent"], 42,
+                "{health}"
+            );
+            assert_eq!(health["codex"]["login"], "chatgpt", "{health}");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no limits before a turn: {health}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -367,19 +367,22 @@ impl Session {
 
     /// The plan's limits; `None` when the login has none to read (an API key, no login).
     pub async fn plan_limits(&self) -> Result<Option<PlanLimits>, ProxyError> {
-        let params = serde_json::json!({});
-        let read = self
-            .connection
-            .call::<_, RateLimitsRead>("account/rateLimits/read", &params);
-        match tokio::time::timeout(CALL_TIMEOUT, read).await {
-            Ok(Ok(read)) => Ok(Some(read.rate_limits.into_limits()).filter(PlanLimits::is_known)),
-            // codex refuses it without a ChatGPT login.
-            Ok(Err(CallError::Rpc(error))) if error.code == -32600 => Ok(None),
-            Ok(Err(err)) => Err(ProxyError::codex_failed(err.to_string())),
-            Err(_) => Err(ProxyError::Timeout(
-                "account/rateLimits/read did not answer".into(),
-            )),
-        }
+        read_plan_limits(&self.connection).await
+    }
+}
+
+/// The plan's limits, read; `None` when the login has none (codex refuses the read without a
+/// ChatGPT login).
+async fn read_plan_limits(connection: &Connection) -> Result<Option<PlanLimits>, ProxyError> {
+    let params = serde_json::json!({});
+    let read = connection.call::<_, RateLimitsRead>("account/rateLimits/read", &params);
+    match tokio::time::timeout(CALL_TIMEOUT, read).await {
+        Ok(Ok(read)) => Ok(Some(read.rate_limits.into_limits()).filter(PlanLimits::is_known)),
+        Ok(Err(CallError::Rpc(error))) if error.code == -32600 => Ok(None),
+        Ok(Err(err)) => Err(ProxyError::codex_failed(err.to_string())),
+        Err(_) => Err(ProxyError::Timeout(
+            "account/rateLimits/read did not answer".into(),
+        )),
     }
 }
 
@@ -529,7 +532,14 @@ async fn supervise(
             Ok(connection) => {
                 tracing::info!(pid = connection.pid, "codex app-server ready");
                 metrics.ready();
-                record_login(read_login(&connection).await, &login, &login_fix);
+                let found = read_login(&connection).await;
+                // A ChatGPT login's limits are known before its first turn.
+                if matches!(found, Ok(Login::ChatGpt { .. })) {
+                    if let Ok(Some(limits)) = read_plan_limits(&connection).await {
+                        on_limits(limits);
+                    }
+                }
+                record_login(found, &login, &login_fix);
                 state.send_replace(State::Ready(connection.clone()));
                 let _refresher = AbortOnDrop(tokio::spawn(refresh_models(
                     connection.clone(),
