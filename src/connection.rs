@@ -1,13 +1,14 @@
 //! One accepted connection: noticing that its client has gone away while a request is still
 //! being answered, and closing it when the client stops reading.
 //!
-//! hyper treats a client's FIN as a half-close and keeps writing, so a vanished client is only
-//! found out when a write fails, up to a keep-alive interval later, and never while a
-//! non-streaming request waits for codex. Instead, the registry keeps a weak handle to each
-//! connection's socket, and a request can wait on [`ConnectionRegistry::client_gone`]: a peek that
-//! reads end-of-stream means the client closed, and the request's codex run is stopped at once. A
-//! peek leaves the bytes in place, so the server's own reading is undisturbed, and it shares the
-//! socket rather than a duplicate, so a connection costs one file descriptor.
+//! The registry keeps a weak handle to each connection's socket, and a request waits on
+//! [`ConnectionRegistry::client_gone`]: a peek that reads end-of-stream means the client closed,
+//! and the request's run ends as a departure, at once, logged and counted as 499. (hyper, which
+//! does not allow half-closed connections here, also drops the connection when it reads the FIN,
+//! and with it the reply and its codex run; this makes that a reported departure rather than a
+//! silent drop, whatever hyper happens to be reading.) A peek leaves the bytes in place, so the
+//! server's own reading is undisturbed, and it shares the socket rather than a duplicate, so a
+//! connection costs one file descriptor.
 //!
 //! A client that shuts down only its sending side after its request (a legal HTTP/1.1
 //! half-close) looks exactly like one that closed: both are a FIN, and the difference shows only

@@ -98,6 +98,13 @@ mod tests {
     }
 
     #[test]
+    fn a_webp_is_known_by_its_tag() {
+        // "RIFF", a length, "WEBP", "VP8 ".
+        let image = decode("data:image/webp;base64,UklGRiQAAABXRUJQVlA4IA==", "p").unwrap();
+        assert_eq!(image.extension, "webp");
+    }
+
+    #[test]
     fn what_is_refused_says_why() {
         for (url, needle) in [
             ("https://example.com/cat.png", "does not fetch"),
@@ -106,6 +113,11 @@ mod tests {
             ("data:image/png,rawbytes", "base64-encoded"),
             ("data:image/png;base64,***", "not valid base64"),
             ("cat.png", "must be a data URL"),
+            // A RIFF file that is not WebP (a WAVE header).
+            (
+                "data:image/webp;base64,UklGRiQAAABXQVZFZm10IA==",
+                "not a valid image/webp",
+            ),
         ] {
             let err = decode(url, "messages[0].content[1]").unwrap_err();
             assert!(err.message().contains(needle), "{url}: {err}");

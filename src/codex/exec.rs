@@ -263,7 +263,19 @@ pub(super) async fn stderr_tail(stderr: impl AsyncRead + Unpin) -> String {
         tracing::debug!(line = %excerpt(&line), "codex stderr");
         tail_bytes += line.len();
         tail.push_back(line);
+        // The last few KiB of the output: whole lines, and the end of the oldest one kept.
         while tail_bytes > STDERR_TAIL_BYTES && tail.len() > 1 {
+            let excess = tail_bytes - STDERR_TAIL_BYTES;
+            let front = tail.front_mut().expect("more than one line");
+            if front.len() > excess + 64 {
+                let mut cut = excess;
+                while !front.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                front.replace_range(..cut, "...");
+                tail_bytes = tail_bytes - cut + 3;
+                break;
+            }
             tail_bytes -= tail.pop_front().map_or(0, |l| l.len());
         }
     }
@@ -347,5 +359,23 @@ impl WorkDir {
             WorkDir::Fixed(dir) => dir,
             WorkDir::Temp(temp) => temp.path(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_end_of_a_long_stderr_line_stays_in_the_tail() {
+        let mut stderr = "x".repeat(3 * STDERR_TAIL_BYTES);
+        stderr.push_str(" error: the provider refused the request\nlast line\n");
+        let tail = stderr_tail(stderr.as_bytes()).await;
+        assert!(
+            tail.contains("error: the provider refused the request"),
+            "{tail}"
+        );
+        assert!(tail.ends_with("last line"), "{tail}");
+        assert!(tail.len() <= 2 * STDERR_TAIL_BYTES + 16, "{}", tail.len());
     }
 }

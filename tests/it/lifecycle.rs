@@ -73,6 +73,22 @@ async fn disconnect_kills_codex(stream: bool) {
         all_gone_within(&pids, Duration::from_secs(1)).await,
         "codex's process group outlived the client by more than a second (stream: {stream}): {pids:?}"
     );
+    // Stopped as a departure the server noticed (and counts as 499), not only dropped with
+    // the connection.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !server
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains("the client closed the connection; stopping codex"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the departure was not noticed (stream: {stream})"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
