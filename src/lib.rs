@@ -7,6 +7,7 @@ pub mod api;
 pub mod codex;
 pub mod config;
 pub mod connection;
+pub mod conversation;
 pub mod doctor;
 pub mod error;
 pub mod exposure;

@@ -489,7 +489,6 @@ mod tests {
     use super::*;
     use crate::codex::{CodexUsage, ThreadItem};
     use crate::error::FailureKind;
-    use crate::tools::schema::SchemaBudget;
 
     fn completed(id: &str, details: ItemDetails) -> ThreadEvent {
         ThreadEvent::ItemCompleted {
@@ -624,13 +623,14 @@ mod tests {
 
     #[test]
     fn with_tools_calls_leave_the_content_and_set_the_finish_reason() {
-        let tools = [crate::tools::tests::tool(
-            "get_time",
-            serde_json::json!({"type": "object"}),
+        let set = Some(crate::tools::tests::offered(
+            vec![crate::tools::tests::tool(
+                "get_time",
+                serde_json::json!({"type": "object"}),
+                false,
+            )],
             false,
-        )];
-        let set = ToolSet::from_request(Some(&tools), None, Some(false), SchemaBudget::default())
-            .unwrap();
+        ));
         let mut translator = Translator::new(Arc::from("what time is it"), set);
         let mut deltas = translator.on_event(message(
             "Checking.\n{\"name\": \"get_time\", \"arguments\": {}}",
@@ -832,14 +832,14 @@ mod tests {
 
     #[test]
     fn with_tools_pieces_wait_for_the_whole_message() {
-        let tools = [crate::tools::tests::tool(
+        let tools = vec![crate::tools::tests::tool(
             "get_time",
             serde_json::json!({"type": "object"}),
             false,
         )];
         let mut translator = Translator::new(
             Arc::from("q"),
-            ToolSet::from_request(Some(&tools), None, None, SchemaBudget::default()).unwrap(),
+            Some(crate::tools::tests::offered(tools, true)),
         );
         let call = r#"{"name": "get_time", "arguments": {}}"#;
         assert_eq!(

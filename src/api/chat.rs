@@ -16,6 +16,7 @@ use tracing::{Instrument, Span};
 
 use super::{
     auth::Authorized,
+    conversation,
     error::ApiError,
     request::{ChatCompletionRequest, ChatMessage, ContentPart, MessageContent, Role, Stop},
     request_id::InSpan,
@@ -30,7 +31,7 @@ use crate::{
     metrics::{Metrics, RequestOutcome, RunGuard},
     prompt,
     structured::ResponseFormat,
-    tools::{schema::SchemaBudget, ToolSet},
+    tools::schema::SchemaBudget,
     translate::{Delta, Options, Translator},
     usage::{count_tokens_up_to, Counted},
 };
@@ -305,7 +306,7 @@ impl Plan {
         let effort = requested_effort(request.reasoning_effort.as_deref())?
             .or(choice.effort)
             .or(routed(&state.config.task_reasoning_effort));
-        let tools = ToolSet::from_request(
+        let tools = conversation::tools(
             request.tools.as_deref(),
             request.tool_choice.as_ref(),
             request.parallel_tool_calls,
@@ -323,7 +324,10 @@ impl Plan {
                 "messages",
             ));
         }
-        let mut prompt = prompt::render(&request.messages, tools.as_deref())?;
+        let mut prompt = prompt::render(
+            conversation::conversation(&request.messages)?,
+            tools.as_deref(),
+        );
         if prompt.text.trim().is_empty() && prompt.images.is_empty() {
             return Err(ProxyError::invalid(
                 "The conversation has no text for codex to answer: give the user message some content.",

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod conversation;
 pub mod error;
 pub mod explain;
 pub mod health;

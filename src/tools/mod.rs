@@ -10,7 +10,6 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use self::schema::{Checked, Checker, SchemaBudget};
-use crate::{api::request::Tool, error::ProxyError};
 
 /// A new tool call id: `call_` and 24 random alphanumerics, like OpenAI's.
 pub fn call_id() -> String {
@@ -70,118 +69,63 @@ impl ToolSet {
         self.tools.iter().find(|tool| tool.name == name)
     }
 
-    /// Builds the tool set from the request fields, refusing what OpenAI would refuse and a
-    /// schema over `budget`.
-    pub fn from_request(
-        tools: Option<&[Tool]>,
-        tool_choice: Option<&Value>,
-        parallel_tool_calls: Option<bool>,
+    /// The tool set for `tools`, offered under `choice` (`None`: the request offers none, or
+    /// says `none`: then nothing is rendered and nothing extracted). A schema that cannot be
+    /// used, or costs more than `budget`, is an error naming the tool's index.
+    pub fn new(
+        tools: Vec<ToolDef>,
+        choice: Option<ToolChoice>,
+        parallel: bool,
         budget: SchemaBudget,
-    ) -> Result<Option<Arc<ToolSet>>, ProxyError> {
-        let tools = tools.unwrap_or_default();
-        let choice = match tool_choice {
-            None | Some(Value::Null) => Some(ToolChoice::Auto),
-            Some(Value::String(s)) => match s.as_str() {
-                "none" => None,
-                "auto" => Some(ToolChoice::Auto),
-                "required" => Some(ToolChoice::Required),
-                other => {
-                    return Err(ProxyError::invalid(
-                        format!("`tool_choice` {other:?} is not one of \"none\", \"auto\", \"required\", or {{\"type\":\"function\",\"function\":{{\"name\":...}}}}."),
-                        "tool_choice",
-                    ))
-                }
-            },
-            Some(value) => match value.pointer("/function/name").and_then(Value::as_str) {
-                Some(name) => Some(ToolChoice::Named(name.to_owned())),
-                None => {
-                    return Err(ProxyError::invalid(
-                        "`tool_choice` must be \"none\", \"auto\", \"required\", or {\"type\":\"function\",\"function\":{\"name\":\"<tool>\"}}.",
-                        "tool_choice",
-                    ))
-                }
-            },
-        };
+    ) -> Result<Option<Arc<ToolSet>>, BadTool> {
         let Some(choice) = choice else {
             return Ok(None);
         };
         if tools.is_empty() {
-            return match choice {
-                ToolChoice::Auto => Ok(None),
-                _ => Err(ProxyError::invalid(
-                    "`tool_choice` asks for a tool call but `tools` is empty: offer at least one tool.",
-                    "tool_choice",
-                )),
-            };
+            return Ok(None);
         }
         let mut specs = Vec::with_capacity(tools.len());
-        for (index, tool) in tools.iter().enumerate() {
-            specs.push(spec(index, tool, budget)?);
+        for (index, tool) in tools.into_iter().enumerate() {
+            let checker = match &tool.parameters {
+                None => None,
+                Some(schema) => {
+                    Some(Checker::new(schema, budget).map_err(|reason| BadTool { index, reason })?)
+                }
+            };
+            specs.push(ToolSpec {
+                name: tool.name,
+                description: tool.description,
+                parameters: tool.parameters,
+                strict: tool.strict,
+                checker,
+            });
         }
         if let ToolChoice::Named(name) = &choice {
             specs.retain(|tool| &tool.name == name);
-            if specs.is_empty() {
-                return Err(ProxyError::invalid(
-                    format!(
-                        "`tool_choice` names the function {name:?}, which is not among `tools`."
-                    ),
-                    "tool_choice",
-                ));
-            }
         }
         Ok(Some(Arc::new(ToolSet {
             tools: specs,
             choice,
-            parallel: parallel_tool_calls.unwrap_or(true),
+            parallel,
         })))
     }
 }
 
-fn spec(index: usize, tool: &Tool, budget: SchemaBudget) -> Result<ToolSpec, ProxyError> {
-    let param = |field: &str| format!("tools[{index}].{field}");
-    if tool.kind != "function" {
-        return Err(ProxyError::InvalidRequest {
-            message: format!(
-                "tools[{index}] has type {:?}; only \"function\" tools are supported.",
-                tool.kind
-            ),
-            param: Some(param("type")),
-        });
-    }
-    let name = &tool.function.name;
-    let valid_name = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !valid_name {
-        return Err(ProxyError::InvalidRequest {
-            message: format!(
-                "tools[{index}].function.name {name:?} must be 1 to 64 letters, digits, underscores or dashes."
-            ),
-            param: Some(param("function.name")),
-        });
-    }
-    let checker = match &tool.function.parameters {
-        None => None,
-        Some(schema) => {
-            Some(
-                Checker::new(schema, budget).map_err(|err| ProxyError::InvalidRequest {
-                    message: format!(
-                        "tools[{index}].function.parameters cannot be used as a JSON Schema: {err}"
-                    ),
-                    param: Some(param("function.parameters")),
-                })?,
-            )
-        }
-    };
-    Ok(ToolSpec {
-        name: name.clone(),
-        description: tool.function.description.clone(),
-        parameters: tool.function.parameters.clone(),
-        strict: tool.function.strict.unwrap_or(false),
-        checker,
-    })
+/// A tool the client offers, as the API handed it over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolDef {
+    pub name: String,
+    pub description: Option<String>,
+    /// A JSON Schema for the arguments.
+    pub parameters: Option<Value>,
+    pub strict: bool,
+}
+
+/// A tool whose parameter schema cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadTool {
+    pub index: usize,
+    pub reason: String,
 }
 
 #[cfg(test)]
@@ -189,41 +133,38 @@ pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::api::request::FunctionDefinition;
-    use crate::tools::schema::SchemaBudget;
 
-    pub fn tool(name: &str, parameters: Value, strict: bool) -> Tool {
-        Tool {
-            kind: "function".into(),
-            function: FunctionDefinition {
-                name: name.into(),
-                description: Some(format!("The {name} tool.")),
-                parameters: Some(parameters),
-                strict: Some(strict),
-            },
+    pub fn tool(name: &str, parameters: Value, strict: bool) -> ToolDef {
+        ToolDef {
+            name: name.into(),
+            description: Some(format!("The {name} tool.")),
+            parameters: Some(parameters),
+            strict,
         }
+    }
+
+    /// The set for `tools` offered with `tool_choice: auto`.
+    pub fn offered(tools: Vec<ToolDef>, parallel: bool) -> Arc<ToolSet> {
+        ToolSet::new(
+            tools,
+            Some(ToolChoice::Auto),
+            parallel,
+            SchemaBudget::default(),
+        )
+        .unwrap()
+        .unwrap()
     }
 
     #[test]
     fn none_and_no_tools_mean_no_tool_set() {
-        let tools = [tool("a", json!({"type": "object"}), false)];
-        assert!(ToolSet::from_request(
-            Some(&tools),
-            Some(&json!("none")),
-            None,
-            SchemaBudget::default()
-        )
-        .unwrap()
-        .is_none());
-        assert!(
-            ToolSet::from_request(None, None, None, SchemaBudget::default())
-                .unwrap()
-                .is_none()
-        );
-        assert!(ToolSet::from_request(
-            Some(&[]),
-            Some(&json!("auto")),
-            None,
+        let tools = vec![tool("a", json!({"type": "object"}), false)];
+        assert!(ToolSet::new(tools, None, true, SchemaBudget::default())
+            .unwrap()
+            .is_none());
+        assert!(ToolSet::new(
+            Vec::new(),
+            Some(ToolChoice::Auto),
+            true,
             SchemaBudget::default()
         )
         .unwrap()
@@ -232,11 +173,11 @@ pub(crate) mod tests {
 
     #[test]
     fn a_named_choice_keeps_only_that_tool() {
-        let tools = [tool("a", json!({}), false), tool("b", json!({}), false)];
-        let set = ToolSet::from_request(
-            Some(&tools),
-            Some(&json!({"type": "function", "function": {"name": "b"}})),
-            Some(false),
+        let tools = vec![tool("a", json!({}), false), tool("b", json!({}), false)];
+        let set = ToolSet::new(
+            tools,
+            Some(ToolChoice::Named("b".into())),
+            false,
             SchemaBudget::default(),
         )
         .unwrap()
@@ -253,36 +194,13 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn bad_tool_definitions_are_400s_naming_the_field() {
-        let cases = [
-            (
-                vec![tool("a", json!({}), false)],
-                json!("sometimes"),
-                "tool_choice",
-            ),
-            (
-                vec![tool("a", json!({}), false)],
-                json!({"type": "function", "function": {"name": "zzz"}}),
-                "tool_choice",
-            ),
-            (
-                vec![tool("bad name!", json!({}), false)],
-                json!("auto"),
-                "tools[0].function.name",
-            ),
-            (
-                vec![tool("a", json!({"type": 12}), false)],
-                json!("auto"),
-                "tools[0].function.parameters",
-            ),
-            (vec![], json!("required"), "tool_choice"),
+    fn an_unusable_schema_names_its_tool() {
+        let tools = vec![
+            tool("a", json!({}), false),
+            tool("b", json!({"type": 12}), false),
         ];
-        for (tools, choice, param) in cases {
-            let err =
-                ToolSet::from_request(Some(&tools), Some(&choice), None, SchemaBudget::default())
-                    .unwrap_err();
-            assert_eq!(err.param(), Some(param), "{err}");
-            assert_eq!(err.status().as_u16(), 400);
-        }
+        let err =
+            ToolSet::new(tools, Some(ToolChoice::Auto), true, SchemaBudget::default()).unwrap_err();
+        assert_eq!(err.index, 1);
     }
 }

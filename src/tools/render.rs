@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn the_section_lists_each_tool_and_the_call_format() {
-        let tools = [
+        let tools = vec![
             tool(
                 "get_weather",
                 json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
@@ -82,10 +82,10 @@ mod tests {
             ),
             tool("get_time", json!({"type": "object"}), false),
         ];
-        let set = ToolSet::from_request(
-            Some(&tools),
-            Some(&json!("required")),
-            Some(false),
+        let set = ToolSet::new(
+            tools,
+            Some(ToolChoice::Required),
+            false,
             SchemaBudget::default(),
         )
         .unwrap()

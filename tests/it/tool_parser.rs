@@ -1,26 +1,31 @@
 //! The tool-call parser against tricky answers. Each case's input and result is snapshotted.
 
-use codex_openai_proxy::{
-    api::request::{FunctionDefinition, Tool},
-    tools::{extract::extract, schema::SchemaBudget, ToolSet},
+use std::sync::Arc;
+
+use codex_openai_proxy::tools::{
+    extract::extract, schema::SchemaBudget, ToolChoice, ToolDef, ToolSet,
 };
 use serde_json::{json, Value};
 
 use crate::support::snapshot;
 
-fn tool(name: &str, parameters: Value, strict: bool) -> Tool {
-    Tool {
-        kind: "function".into(),
-        function: FunctionDefinition {
-            name: name.into(),
-            description: None,
-            parameters: Some(parameters),
-            strict: Some(strict),
-        },
+fn tool(name: &str, parameters: Value, strict: bool) -> ToolDef {
+    ToolDef {
+        name: name.into(),
+        description: None,
+        parameters: Some(parameters),
+        strict,
     }
 }
 
-fn tools() -> Vec<Tool> {
+/// The tools offered under `choice`.
+fn set(choice: ToolChoice, parallel: bool) -> Arc<ToolSet> {
+    ToolSet::new(tools(), Some(choice), parallel, SchemaBudget::default())
+        .unwrap()
+        .unwrap()
+}
+
+fn tools() -> Vec<ToolDef> {
     vec![
         tool(
             "get_weather",
@@ -78,9 +83,7 @@ const CASES: &[(&str, &str)] = &[
 
 #[test]
 fn every_tricky_answer_parses_as_snapshotted() {
-    let set = ToolSet::from_request(Some(&tools()), None, None, SchemaBudget::default())
-        .unwrap()
-        .unwrap();
+    let set = set(ToolChoice::Auto, true);
     assert!(CASES.len() >= 25);
     for (name, answer) in CASES {
         let extraction = extract(answer, &set);
@@ -105,9 +108,7 @@ fn every_tricky_answer_parses_as_snapshotted() {
 
 #[test]
 fn parallel_false_keeps_only_the_first_call() {
-    let set = ToolSet::from_request(Some(&tools()), None, Some(false), SchemaBudget::default())
-        .unwrap()
-        .unwrap();
+    let set = set(ToolChoice::Auto, false);
     let extraction = extract(CASES[5].1, &set);
     assert_eq!(extraction.calls.len(), 1);
     assert_eq!(extraction.calls[0].arguments, r#"{"city":"Paris"}"#);
@@ -116,14 +117,7 @@ fn parallel_false_keeps_only_the_first_call() {
 
 #[test]
 fn a_named_choice_only_counts_calls_of_that_tool() {
-    let set = ToolSet::from_request(
-        Some(&tools()),
-        Some(&json!({"type": "function", "function": {"name": "get_time"}})),
-        None,
-        SchemaBudget::default(),
-    )
-    .unwrap()
-    .unwrap();
+    let set = set(ToolChoice::Named("get_time".into()), true);
     let extraction = extract(CASES[6].1, &set);
     assert_eq!(
         extraction
@@ -137,9 +131,7 @@ fn a_named_choice_only_counts_calls_of_that_tool() {
 
 #[test]
 fn an_answer_of_unterminated_nestings_is_scanned_in_bounded_time() {
-    let set = ToolSet::from_request(Some(&tools()), None, None, SchemaBudget::default())
-        .unwrap()
-        .unwrap();
+    let set = set(ToolChoice::Auto, true);
     // A call, then 1 MiB where every bracket opens a value that never closes: parsed from each
     // bracket, the rest of the answer would be read 40,000 times over.
     let call = r#"{"name": "get_weather", "arguments": {"city": "Paris"}}"#;
