@@ -75,7 +75,7 @@ fn app_watching(
     let login = codex::app_server::SharedLogin::default();
     let backend: SharedBackend = match config.codex_backend {
         BackendKind::Exec => {
-            codex::app_server::check_login_at_start_up(&config, login.clone());
+            codex::app_server::check_login(&config, login.clone());
             Arc::new(ExecBackend::new(&config))
         }
         BackendKind::AppServer => Arc::new(AppServerBackend::new(

@@ -81,11 +81,17 @@ fn local_time(text: &str, local_now: i64) -> Option<i64> {
                 .parse()
                 .ok()?;
             let year: i64 = words.get(2)?.parse().ok()?;
+            if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) {
+                return None;
+            }
             (Some((year, month as i64 + 1, day)), &words[3..])
         }
         None => (None, &words[..]),
     };
     let (hour, minute) = clock.first()?.split_once(':')?;
+    if hour.starts_with(['-', '+']) || minute.starts_with(['-', '+']) {
+        return None;
+    }
     let (mut hour, minute): (i64, i64) = (
         hour.parse().ok()?,
         minute.trim_end_matches('.').parse().ok()?,
@@ -183,6 +189,12 @@ mod tests {
             expect(days_from_civil(2027, 1, 16) * 86_400 + 55 * 60)
         );
         assert_eq!(until("try again at 25:00 PM"), None);
+        assert_eq!(until("try again at -1:30 pm"), None);
+        assert_eq!(
+            until("try again at Jan 1st, 99999999999999999 1:00 AM"),
+            None
+        );
+        assert_eq!(until("try again at Jan 99th, 2027 1:00 AM"), None);
     }
 
     #[test]

@@ -71,6 +71,9 @@ fn parts(index: usize, message: &ChatMessage) -> Result<Vec<Part>, ProxyError> {
     }
 }
 
+/// The most tools one request may offer, as OpenAI allows.
+const MAX_TOOLS: usize = 128;
+
 /// The tools the request offers, under its `tool_choice`, refusing what OpenAI would refuse.
 pub fn tools(
     tools: Option<&[Tool]>,
@@ -79,6 +82,15 @@ pub fn tools(
     budget: SchemaBudget,
 ) -> Result<Option<Arc<ToolSet>>, ProxyError> {
     let tools = tools.unwrap_or_default();
+    if tools.len() > MAX_TOOLS {
+        return Err(ProxyError::invalid(
+            format!(
+                "`tools` has {} tools; at most {MAX_TOOLS} may be offered at once.",
+                tools.len()
+            ),
+            "tools",
+        ));
+    }
     let choice = match tool_choice {
         None | Some(Value::Null) => Some(ToolChoice::Auto),
         Some(Value::String(s)) => match s.as_str() {

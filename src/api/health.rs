@@ -42,6 +42,20 @@ pub enum HealthResponse {
     Degraded(Json<Health>),
 }
 
+/// How often `/health` asks codex again for a login it did not have (`codex login` may have
+/// been run since).
+const LOGIN_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl HealthApi {
+    fn recheck_login(&self) {
+        let mut last = self.state.login_rechecked.lock().expect("recheck lock");
+        if last.elapsed() >= LOGIN_RECHECK {
+            *last = std::time::Instant::now();
+            crate::codex::app_server::check_login(&self.state.config, self.state.login.clone());
+        }
+    }
+}
+
 #[OpenApi(tag = "ApiTags::Health")]
 impl HealthApi {
     /// Health check
@@ -52,6 +66,9 @@ impl HealthApi {
         match self.state.backend.status().await {
             CodexStatus::Ready { path, version } => {
                 let login = self.state.login.lock().expect("login lock").clone();
+                if login == Some(Login::Missing) {
+                    self.recheck_login();
+                }
                 // Runs, but cannot answer: every request would fail until it is logged in.
                 let reason = (login == Some(Login::Missing)).then(|| {
                     format!(

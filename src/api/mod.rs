@@ -50,6 +50,8 @@ pub struct AppState {
     pub started_at: i64,
     /// codex's login as found at start-up, for `/health`.
     pub login: crate::codex::app_server::SharedLogin,
+    /// When `/health` last asked codex again for a login it did not have.
+    pub login_rechecked: std::sync::Mutex<std::time::Instant>,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
     ) -> Self {
         AppState {
             login,
+            login_rechecked: std::sync::Mutex::new(std::time::Instant::now()),
             stop_runs,
             slots: Arc::new(Semaphore::new(config.limits.max_concurrency)),
             counting: Semaphore::new(
@@ -141,6 +144,9 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         })
 }
 
+/// The routes whose requests carry a body.
+const BODY_ROUTES: &[&str] = &["/v1/chat/completions"];
+
 /// How much body a request may send, and how fast.
 #[derive(Debug, Clone, Copy)]
 struct BodyLimits {
@@ -163,9 +169,17 @@ async fn handle<E: Endpoint>(
             return error::error_response(&err);
         }
     }
-    let (req, body) = match read_body(req, limits).await {
-        Ok(read) => read,
-        Err(err) => return error::error_response(&err),
+    // Only the routes that take a body have theirs read: anything else could make the server
+    // hold an upload for nothing.
+    let takes_body =
+        req.method() == poem::http::Method::POST && BODY_ROUTES.contains(&path.as_str());
+    let (req, body) = if takes_body {
+        match read_body(req, limits).await {
+            Ok(read) => read,
+            Err(err) => return error::error_response(&err),
+        }
+    } else {
+        (req, Bytes::new())
     };
     match ep.call(req).await {
         Ok(response) => response.into_response(),

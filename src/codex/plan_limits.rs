@@ -46,15 +46,16 @@ impl PlanLimits {
     }
 
     /// Seconds from `now` until the plan can be used again: the latest reset among the
-    /// windows that are used up, or else the soonest reset of any window.
+    /// windows that are used up; `None` when none is (a 429 then has another cause).
     pub fn seconds_until_usable(&self, now: i64) -> Option<u64> {
-        let resets = |spent: bool| {
-            self.windows()
-                .filter(move |(_, w)| !spent || w.used_percent >= 100)
-                .filter_map(|(_, w)| w.resets_at)
-        };
-        let at = resets(true).max().or_else(|| resets(false).min())?;
-        u64::try_from(at - now).ok().filter(|secs| *secs > 0)
+        let at = self
+            .windows()
+            .filter(|(_, w)| w.used_percent >= 100)
+            .filter_map(|(_, w)| w.resets_at)
+            .max()?;
+        u64::try_from(at.saturating_sub(now))
+            .ok()
+            .filter(|secs| *secs > 0)
     }
 }
 
@@ -108,7 +109,7 @@ mod tests {
             primary: window(20, 1_000),
             ..limits
         };
-        assert_eq!(none_spent.seconds_until_usable(400), Some(600));
+        assert_eq!(none_spent.seconds_until_usable(400), None);
         assert_eq!(PlanLimits::default().seconds_until_usable(400), None);
     }
 }

@@ -84,12 +84,24 @@ impl ToolSet {
         if tools.is_empty() {
             return Ok(None);
         }
+        // One budget for all of the request's tools: it bounds what one request costs, however
+        // many tools it sends.
+        let mut left = budget.max_nodes;
         let mut specs = Vec::with_capacity(tools.len());
         for (index, tool) in tools.into_iter().enumerate() {
             let checker = match &tool.parameters {
                 None => None,
                 Some(schema) => {
-                    Some(Checker::new(schema, budget).map_err(|reason| BadTool { index, reason })?)
+                    let checker = Checker::new(
+                        schema,
+                        SchemaBudget {
+                            max_nodes: left,
+                            ..budget
+                        },
+                    )
+                    .map_err(|reason| BadTool { index, reason })?;
+                    left -= checker.nodes();
+                    Some(checker)
                 }
             };
             specs.push(ToolSpec {
@@ -191,6 +203,26 @@ pub(crate) mod tests {
         );
         assert_eq!(set.choice, ToolChoice::Named("b".into()));
         assert!(!set.parallel);
+    }
+
+    #[test]
+    fn the_node_budget_is_for_all_of_a_requests_tools() {
+        // Each under the budget alone; together over it.
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}});
+        let budget = SchemaBudget {
+            max_nodes: 20,
+            max_steps: 1_000_000,
+        };
+        let one = vec![tool("a", schema.clone(), false)];
+        assert!(ToolSet::new(one, Some(ToolChoice::Auto), true, budget).is_ok());
+        let many: Vec<ToolDef> = (0..5)
+            .map(|i| tool(&format!("t{i}"), schema.clone(), false))
+            .collect();
+        let err = ToolSet::new(many, Some(ToolChoice::Auto), true, budget).unwrap_err();
+        assert!(
+            err.index > 0 && err.reason.contains("MAX_TOOL_SCHEMA_NODES"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -63,6 +63,11 @@ impl Checker {
         })
     }
 
+    /// The schema's size, every `$ref` followed.
+    pub fn nodes(&self) -> usize {
+        self.nodes
+    }
+
     pub fn check(&self, arguments: &Value) -> Checked {
         let steps = (self.nodes as u64).saturating_mul(value_count(arguments));
         if steps > self.max_steps {
@@ -133,7 +138,7 @@ fn expanded_size(root: &Value, max_nodes: usize) -> Result<usize, String> {
         nodes += 1;
         if nodes > max_nodes {
             return Err(format!(
-                "it has more than {max_nodes} nodes once its `$ref`s are followed (MAX_TOOL_SCHEMA_NODES), too costly to check"
+                "the request's tool schemas have more than MAX_TOOL_SCHEMA_NODES nodes once their `$ref`s are followed ({max_nodes} were left for this one), too costly to check"
             ));
         }
         match value {

@@ -518,3 +518,48 @@ async fn a_key_is_checked_before_an_oversized_body_is_refused() {
     let (status, body) = json_of(resp).await;
     assert_eq!(status, 401, "{body}");
 }
+
+#[tokio::test]
+async fn many_tools_share_one_schema_budget_and_their_number_is_capped() {
+    let cli = client(&[]);
+    let schema = doubling_schema(8);
+    let tools = |count: usize| -> Value {
+        (0..count)
+            .map(|i| json!({"type": "function", "function": {"name": format!("t{i}"), "parameters": schema}}))
+            .collect()
+    };
+    let mut body = chat("hi", false);
+    body["tools"] = tools(129);
+    let (status, reply) = post_chat(&cli, &body).await;
+    assert_eq!(
+        (status, reply["error"]["param"].as_str()),
+        (400, Some("tools")),
+        "{reply}"
+    );
+    // Each schema is within the budget alone; 128 of them are far over it together.
+    body["tools"] = tools(128);
+    let started = Instant::now();
+    let (status, reply) = post_chat(&cli, &body).await;
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MAX_TOOL_SCHEMA_NODES"),
+        "{reply}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn routes_without_a_body_never_read_one() {
+    let server = Server::start(&[]);
+    let mut socket = TcpStream::connect(addr(&server)).await.unwrap();
+    // Announces 10 MB to an open route that takes no body, and sends none of it.
+    socket
+        .write_all(b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+        .await
+        .unwrap();
+    let (reply, _) = read_until_closed(&mut socket, Duration::from_secs(3)).await;
+    assert!(reply.starts_with("HTTP/1.1 405"), "{reply:?}");
+}

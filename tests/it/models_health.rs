@@ -355,6 +355,24 @@ async fn without_a_login_the_server_starts_says_how_to_log_in_and_health_is_degr
             .any(|l| l.contains("ERROR") && l.contains("not logged in") && l.contains(&command)),
         "{log}"
     );
+    // Logged in meanwhile (`codex login`): /health finds out without a restart.
+    std::fs::remove_file(home.path().join("fake-no-login")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let resp = reqwest::get(format!("{}/health", server.base))
+            .await
+            .unwrap();
+        if resp.status() == 200 {
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["codex"]["login"], "api_key", "{body}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still degraded after logging in"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

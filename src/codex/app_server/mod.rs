@@ -390,9 +390,10 @@ async fn read_plan_limits(connection: &Connection) -> Result<Option<PlanLimits>,
 /// be asked).
 pub type SharedLogin = Arc<std::sync::Mutex<Option<Login>>>;
 
-/// For the exec backend, which has no process to ask: a short-lived app-server (the same
-/// binary) is asked once, at start-up.
-pub fn check_login_at_start_up(config: &Config, found: SharedLogin) {
+/// Asks a short-lived app-server (the same binary either backend runs) which login codex runs
+/// with: at start-up for the exec backend, which has no process to ask, and again while
+/// `/health` finds none.
+pub fn check_login(config: &Config, found: SharedLogin) {
     let config = config.clone();
     tokio::spawn(async move {
         let login = match Session::open(&config).await {
@@ -401,6 +402,23 @@ pub fn check_login_at_start_up(config: &Config, found: SharedLogin) {
         };
         record_login(login, &found, &login_command(&config));
     });
+}
+
+/// The login a fresh process runs with and, for a ChatGPT login, the plan's limits, known
+/// before its first turn.
+async fn read_account(
+    connection: Arc<Connection>,
+    login: SharedLogin,
+    login_fix: String,
+    on_limits: OnLimits,
+) {
+    let found = read_login(&connection).await;
+    if matches!(found, Ok(Login::ChatGpt { .. })) {
+        if let Ok(Some(limits)) = read_plan_limits(&connection).await {
+            on_limits(limits);
+        }
+    }
+    record_login(found, &login, &login_fix);
 }
 
 /// Asks `connection` which login codex runs with.
@@ -532,15 +550,14 @@ async fn supervise(
             Ok(connection) => {
                 tracing::info!(pid = connection.pid, "codex app-server ready");
                 metrics.ready();
-                let found = read_login(&connection).await;
-                // A ChatGPT login's limits are known before its first turn.
-                if matches!(found, Ok(Login::ChatGpt { .. })) {
-                    if let Ok(Some(limits)) = read_plan_limits(&connection).await {
-                        on_limits(limits);
-                    }
-                }
-                record_login(found, &login, &login_fix);
                 state.send_replace(State::Ready(connection.clone()));
+                // Asked once it serves, so that a slow answer never delays a request.
+                let _account = AbortOnDrop(tokio::spawn(read_account(
+                    connection.clone(),
+                    login.clone(),
+                    login_fix.clone(),
+                    on_limits.clone(),
+                )));
                 let _refresher = AbortOnDrop(tokio::spawn(refresh_models(
                     connection.clone(),
                     models.clone(),

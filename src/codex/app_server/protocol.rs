@@ -371,8 +371,11 @@ pub struct ModelListResponse {
 #[serde(rename_all = "camelCase")]
 pub struct ModelEntry {
     pub id: String,
+    #[serde(default)]
     pub hidden: bool,
+    #[serde(default)]
     pub is_default: bool,
+    #[serde(default)]
     pub supported_reasoning_efforts: Vec<ReasoningEffortOption>,
 }
 
