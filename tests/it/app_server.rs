@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::support::{
-    alive, all_gone_within, chat, client_on, json_of, pids_from, post_chat, sse_of,
+    alive, all_gone_within, chat, client_on, json_of, metrics_text, pids_from, post_chat, sse_of,
 };
 
 fn answer(body: &serde_json::Value) -> &str {
@@ -122,15 +122,7 @@ async fn a_crash_fails_every_run_on_the_process_at_once_then_it_restarts() {
     let (status, health) = json_of(cli.get("/health").send().await).await;
     assert_eq!((status, &health["status"]), (200, &json!("ok")), "{health}");
     assert!(!alive(old));
-    let metrics = cli
-        .get("/metrics")
-        .send()
-        .await
-        .0
-        .into_body()
-        .into_string()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&cli).await;
     for line in [
         "codex_proxy_app_server_exits_total 1",
         "codex_proxy_app_server_up 1",

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use codex_openai_proxy::error::{FailureKind, ProxyError};
 
-use crate::support::{chat, client_on, post_chat};
+use crate::support::{chat, client_on, metrics_text, post_chat};
 
 const README: &str = include_str!("../../README.md");
 const ENV_EXAMPLE: &str = include_str!("../../.env.example");
@@ -91,15 +91,7 @@ async fn the_metrics_section_names_every_metric_served() {
     let cli = client_on("app-server", &[]);
     // One answered request that reports a plan's limits, so that the labelled series exist.
     assert_eq!(post_chat(&cli, &chat("[[plan]]", false)).await.0, 200);
-    let text = cli
-        .get("/metrics")
-        .send()
-        .await
-        .0
-        .into_body()
-        .into_string()
-        .await
-        .unwrap();
+    let text = metrics_text(&cli).await;
     let served: BTreeSet<String> = text
         .lines()
         .filter_map(|line| line.strip_prefix("# HELP "))

@@ -12,7 +12,7 @@ use tokio::{
 
 use crate::{
     server::Server,
-    support::{chat, client, client_on, json_of, post_chat, sse_of},
+    support::{chat, client, client_on, json_of, metrics_text, post_chat, sse_of},
 };
 
 fn addr(server: &Server) -> String {
@@ -367,15 +367,7 @@ async fn metrics_keep_one_label_for_every_unlisted_model() {
         body["model"] = json!(format!("made-up-{i}-{}", "x".repeat(1000)));
         assert_eq!(post_chat(&cli, &body).await.0, 404);
     }
-    let text = cli
-        .get("/metrics")
-        .send()
-        .await
-        .0
-        .into_body()
-        .into_string()
-        .await
-        .unwrap();
+    let text = metrics_text(&cli).await;
     assert!(
         !text.contains("made-up"),
         "{}",

@@ -6,7 +6,8 @@ use std::{os::unix::fs::PermissionsExt, time::Duration};
 use serde_json::{json, Value};
 
 use crate::support::{
-    all_gone_within, chat, client, json_of, pids_from, post_chat, redact, snapshot, sse_of,
+    all_gone_within, chat, client, json_of, metrics_text, pids_from, post_chat, redact, snapshot,
+    sse_of,
 };
 
 #[tokio::test]
@@ -75,15 +76,7 @@ async fn a_queued_request_runs_when_a_slot_frees() {
     // Waits for the second request to be queued, as the queue gauge says.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let metrics = cli
-            .get("/metrics")
-            .send()
-            .await
-            .0
-            .into_body()
-            .into_string()
-            .await
-            .unwrap();
+        let metrics = metrics_text(&cli).await;
         if metrics.lines().any(|l| l == "codex_proxy_codex_queued 1") {
             break;
         }

@@ -1,7 +1,7 @@
 //! A ChatGPT plan's usage limits, as the app-server reports them: on `/health`, in `/metrics`,
 //! and as the `Retry-After` of a spent plan's 429.
 
-use crate::support::{chat, client_on, json_of, post_chat};
+use crate::support::{chat, client_on, json_of, metrics_text, post_chat};
 
 #[tokio::test]
 async fn reported_limits_show_on_health_and_in_metrics() {
@@ -30,15 +30,7 @@ async fn reported_limits_show_on_health_and_in_metrics() {
         "{resets_at}"
     );
 
-    let metrics = cli
-        .get("/metrics")
-        .send()
-        .await
-        .0
-        .into_body()
-        .into_string()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&cli).await;
     assert!(metrics
         .lines()
         .any(|l| l == "codex_proxy_plan_used_percent{window=\"primary\"} 42"));

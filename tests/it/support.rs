@@ -98,6 +98,18 @@ pub async fn json_of(resp: poem::test::TestResponse) -> (u16, Value) {
     )
 }
 
+/// The `/metrics` text.
+pub async fn metrics_text<E: Endpoint>(cli: &TestClient<E>) -> String {
+    cli.get("/metrics")
+        .send()
+        .await
+        .0
+        .into_body()
+        .into_string()
+        .await
+        .expect("metrics are text")
+}
+
 /// Status and JSON body of a `POST /v1/chat/completions`.
 pub async fn post_chat<E: Endpoint>(cli: &TestClient<E>, body: &Value) -> (u16, Value) {
     json_of(
