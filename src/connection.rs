@@ -45,11 +45,6 @@ impl ConnectionRegistry {
         self.sockets.lock().expect("registry lock").remove(addr);
     }
 
-    /// How many connections are open.
-    pub fn open(&self) -> usize {
-        self.sockets.lock().expect("registry lock").len()
-    }
-
     /// Resolves when the client at `addr` has closed its connection; never resolves when that
     /// cannot be known (an unwatched connection, or one with more requests already sent).
     pub async fn client_gone(&self, addr: &RemoteAddr) {

@@ -6,7 +6,10 @@ use std::{
     process::Command,
 };
 
-use crate::support::fake_codex;
+use crate::{
+    doctor_output::{checks, tags},
+    support::fake_codex,
+};
 
 /// The doctor run as a user runs it, in `dir` (where a `.env` may be), with `env` only.
 fn doctor(dir: &Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
@@ -22,28 +25,6 @@ fn doctor(dir: &Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
-}
-
-/// The `[tag] check` pairs the doctor printed, in order.
-fn checks(output: &str) -> Vec<(String, String)> {
-    output
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix('[')?;
-            let (tag, rest) = rest.split_once(']')?;
-            Some((
-                tag.trim().to_owned(),
-                rest.split_whitespace().next()?.to_owned(),
-            ))
-        })
-        .collect()
-}
-
-fn tags(output: &str) -> Vec<String> {
-    checks(output)
-        .into_iter()
-        .map(|(tag, name)| format!("{tag} {name}"))
-        .collect()
 }
 
 /// A `codex` that runs `body` (a shell snippet) before handing over to fake-codex.

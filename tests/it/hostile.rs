@@ -12,7 +12,9 @@ use tokio::{
 
 use crate::{
     server::Server,
-    support::{chat, client, client_on, json_of, metrics_text, post_chat, sse_of},
+    support::{
+        chat, client, client_on, eventually, json_of, metrics_text, post_chat, running_runs, sse_of,
+    },
 };
 
 fn addr(server: &Server) -> String {
@@ -279,29 +281,17 @@ async fn health_runs_codex_at_most_once_however_many_ask() {
             .map(|text| text.lines().count())
             .unwrap_or(0)
     };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while runs() < 2 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(Duration::from_secs(5), async || match runs() {
+        0 | 1 => Err("the start-up probe has not run yet".to_owned()),
+        _ => Ok(()),
+    })
+    .await;
     assert_eq!(
         runs(),
         2,
         "start-up and 50 probes started {} codex processes",
         runs()
     );
-}
-
-async fn running_runs(server: &Server) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("codex_proxy_codex_running "))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -330,11 +320,13 @@ async fn a_streaming_client_that_never_reads_loses_its_slot() {
         )
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while running_runs(&server).await == 0 {
-        assert!(Instant::now() < deadline, "the stuck request never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(10), async || {
+        match running_runs(&server).await {
+            0 => Err("the stuck request has not started".to_owned()),
+            _ => Ok(()),
+        }
+    })
+    .await;
     let started = Instant::now();
     let resp = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", server.base))
@@ -348,14 +340,13 @@ async fn a_streaming_client_that_never_reads_loses_its_slot() {
     drop(resp);
     // And the stuck connection is closed once its reply has been unwritable for the idle
     // timeout, rather than held for ever: the server is back to the fds it started with.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while open_fds(&server) > fds_at_start {
-        assert!(
-            Instant::now() < deadline,
-            "the unread connection was never closed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(15), async || match open_fds(&server) {
+        open if open > fds_at_start => Err(format!(
+            "{open} fds open, {fds_at_start} at start: the unread connection is not closed"
+        )),
+        _ => Ok(()),
+    })
+    .await;
     drop(stuck);
 }
 
@@ -476,8 +467,7 @@ async fn requests_dropped_during_set_up_leave_no_app_server_thread_loaded() {
         }
     });
     futures_util::future::join_all(dropped).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually(Duration::from_secs(10), async || {
         let (status, _, events) = sse_of(
             cli.post("/v1/chat/completions")
                 .body_json(&chat("[[threads]]", true))
@@ -491,12 +481,12 @@ async fn requests_dropped_during_set_up_leave_no_app_server_thread_loaded() {
             .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
             .collect();
         // The asking request's own thread is the one still loaded.
-        if text == "THREADS: 1" {
-            return;
+        match text.as_str() {
+            "THREADS: 1" => Ok(()),
+            _ => Err(format!("still {text}")),
         }
-        assert!(Instant::now() < deadline, "still {text} after 10 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test]

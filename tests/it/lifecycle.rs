@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::{
     server::Server,
-    support::{alive, all_gone_within, chat, pids_from, BACKENDS},
+    support::{alive, all_gone_within, chat, eventually, pids_from, running_runs, BACKENDS},
 };
 
 #[tokio::test]
@@ -75,20 +75,19 @@ async fn disconnect_kills_codex(stream: bool) {
     );
     // Stopped as a departure the server noticed (and counts as 499), not only dropped with
     // the connection.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !server
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|l| l.contains("the client closed the connection; stopping codex"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the departure was not noticed (stream: {stream})"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(Duration::from_secs(5), async || {
+        let noticed = server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("the client closed the connection; stopping codex"));
+        match noticed {
+            true => Ok(()),
+            false => Err(format!("the departure was not noticed (stream: {stream})")),
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -110,23 +109,13 @@ async fn shutdown_lets_a_running_request_finish() {
         .send();
     let request = tokio::spawn(request);
     // Waits until codex runs for it, as the running gauge says.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let metrics = reqwest::get(format!("{}/metrics", server.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if metrics.lines().any(|l| l == "codex_proxy_codex_running 1") {
-            break;
+    eventually(Duration::from_secs(10), async || {
+        match running_runs(&server).await {
+            1 => Ok(()),
+            running => Err(format!("{running} runs, not the one request's")),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the request never started"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
     server.signal(nix::sys::signal::Signal::SIGTERM);
     let reply = request.await.unwrap().unwrap();
     assert_eq!(reply.status(), 200, "the request in flight is answered");

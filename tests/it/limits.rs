@@ -6,8 +6,8 @@ use std::{os::unix::fs::PermissionsExt, time::Duration};
 use serde_json::{json, Value};
 
 use crate::support::{
-    all_gone_within, chat, client, json_of, metrics_text, pids_from, post_chat, redact, snapshot,
-    sse_of,
+    all_gone_within, chat, client, eventually, json_of, metrics_text, pids_from, post_chat, redact,
+    snapshot, sse_of,
 };
 
 #[tokio::test]
@@ -74,18 +74,17 @@ async fn a_queued_request_runs_when_a_slot_frees() {
         })
     };
     // Waits for the second request to be queued, as the queue gauge says.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let metrics = metrics_text(&cli).await;
-        if metrics.lines().any(|l| l == "codex_proxy_codex_queued 1") {
-            break;
+    eventually(Duration::from_secs(10), async || {
+        match metrics_text(&cli)
+            .await
+            .lines()
+            .any(|l| l == "codex_proxy_codex_queued 1")
+        {
+            true => Ok(()),
+            false => Err("the second request is not queued".to_owned()),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the second request never queued"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
     assert!(
         !queued.is_finished(),
         "the second request waits for the slot"

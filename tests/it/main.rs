@@ -1,6 +1,8 @@
 //! The integration suite, one binary: the HTTP API in process against fake-codex, the server
 //! binary as a user starts it, and fake-codex against real codex transcripts.
 
+#[path = "../common/doctor_output.rs"]
+mod doctor_output;
 #[path = "../common/server.rs"]
 mod server;
 mod support;

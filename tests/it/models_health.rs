@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{client, json_of, post_chat, redact, snapshot};
+use crate::support::{client, eventually, json_of, post_chat, redact, snapshot};
 
 #[tokio::test]
 async fn models_lists_codex_local_and_the_configured_extras() {
@@ -90,6 +90,16 @@ async fn health_reports_the_codex_version() {
     assert_eq!(body["codex"]["supported_versions"], "0.169.0 to 0.171.0");
 }
 
+const SECS_10: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `/health` of a running server binary: status and body.
+async fn server_health(server: &crate::server::Server) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(format!("{}/health", server.base))
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
 /// A codex whose `--version` says `version`, otherwise fake-codex.
 fn codex_claiming(dir: &std::path::Path, version: &str) -> std::path::PathBuf {
     let script = dir.join(format!("codex-{version}"));
@@ -118,8 +128,7 @@ async fn a_codex_outside_the_tested_range_is_warned_about_once_and_reported() {
         .unwrap();
     assert_eq!(body["status"], "ok", "an untested codex may still work");
     assert_eq!(body["codex"]["version_supported"], false);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    let (warnings, log) = eventually(SECS_10, async || {
         let log = server.log.lock().unwrap().join("\n");
         let warnings = log
             .lines()
@@ -127,13 +136,13 @@ async fn a_codex_outside_the_tested_range_is_warned_about_once_and_reported() {
                 l.contains("WARN") && l.contains("0.150.0") && l.contains("0.169.0 to 0.171.0")
             })
             .count();
-        if warnings >= 1 {
-            assert_eq!(warnings, 1, "{log}");
-            break;
+        match warnings {
+            0 => Err(format!("no warning: {log}")),
+            _ => Ok((warnings, log)),
         }
-        assert!(std::time::Instant::now() < deadline, "no warning: {log}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert_eq!(warnings, 1, "{log}");
     let tested = codex_claiming(dir.path(), "0.171.0");
     let server = crate::server::Server::start(&[("CODEX_PATH", tested.to_str().unwrap())]);
     let body: serde_json::Value = reqwest::get(format!("{}/health", server.base))
@@ -236,8 +245,7 @@ async fn listed_ids<E: poem::Endpoint>(
     cli: &poem::test::TestClient<E>,
     expect: &str,
 ) -> Vec<String> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
+    eventually(std::time::Duration::from_secs(15), async || {
         let (status, list) = json_of(cli.get("/v1/models").send().await).await;
         assert_eq!(status, 200);
         let ids: Vec<String> = list["data"]
@@ -246,15 +254,12 @@ async fn listed_ids<E: poem::Endpoint>(
             .iter()
             .map(|m| m["id"].as_str().unwrap().to_owned())
             .collect();
-        if ids.iter().any(|id| id == expect) {
-            return ids;
+        match ids.iter().any(|id| id == expect) {
+            true => Ok(ids),
+            false => Err(format!("{expect} not listed: {ids:?}")),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{expect} never listed: {ids:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -327,20 +332,15 @@ async fn without_a_login_the_server_starts_says_how_to_log_in_and_health_is_degr
         crate::support::fake_codex()
     );
     // The start-up check runs in the background: wait for what it found.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let health = loop {
-        let resp = reqwest::get(format!("{}/health", server.base))
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let body: serde_json::Value = resp.json().await.unwrap();
-        if body["codex"]["login"] == "missing" {
-            assert_eq!(status, 503, "{body}");
-            break body;
+    let (status, health) = eventually(SECS_10, async || {
+        let (status, body) = server_health(&server).await;
+        match body["codex"]["login"] == "missing" {
+            true => Ok((status, body)),
+            false => Err(format!("not found yet: {body}")),
         }
-        assert!(std::time::Instant::now() < deadline, "never found: {body}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+    })
+    .await;
+    assert_eq!(status, 503, "{health}");
     assert_eq!(health["status"], "degraded");
     assert!(
         health["codex"]["reason"]
@@ -357,35 +357,27 @@ async fn without_a_login_the_server_starts_says_how_to_log_in_and_health_is_degr
     );
     // Logged in meanwhile (`codex login`): /health finds out without a restart.
     std::fs::remove_file(home.path().join("fake-no-login")).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let resp = reqwest::get(format!("{}/health", server.base))
-            .await
-            .unwrap();
-        if resp.status() == 200 {
-            let body: serde_json::Value = resp.json().await.unwrap();
-            assert_eq!(body["codex"]["login"], "api_key", "{body}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still degraded after logging in"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let body = eventually(
+        std::time::Duration::from_secs(20),
+        async || match server_health(&server).await {
+            (200, body) => Ok(body),
+            (_, body) => Err(format!("still degraded after logging in: {body}")),
+        },
+    )
+    .await;
+    assert_eq!(body["codex"]["login"], "api_key", "{body}");
 }
 
 #[tokio::test]
 async fn health_names_the_login_codex_runs_with() {
     let cli = client(&[]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    let (status, body) = eventually(SECS_10, async || {
         let (status, body) = json_of(cli.get("/health").send().await).await;
-        if body["codex"]["login"] == "api_key" {
-            assert_eq!(status, 200, "{body}");
-            return;
+        match body["codex"]["login"] == "api_key" {
+            true => Ok((status, body)),
+            false => Err(body.to_string()),
         }
-        assert!(std::time::Instant::now() < deadline, "{body}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert_eq!(status, 200, "{body}");
 }

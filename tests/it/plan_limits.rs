@@ -1,7 +1,7 @@
 //! A ChatGPT plan's usage limits, as the app-server reports them: on `/health`, in `/metrics`,
 //! and as the `Retry-After` of a spent plan's 429.
 
-use crate::support::{chat, client_on, json_of, metrics_text, post_chat};
+use crate::support::{chat, client_on, eventually, json_of, metrics_text, post_chat};
 
 #[tokio::test]
 async fn reported_limits_show_on_health_and_in_metrics() {
@@ -101,21 +101,17 @@ async fn a_chatgpt_logins_limits_are_read_when_the_app_server_starts() {
         "app-server",
         &[("CODEX_HOME", home.path().to_str().unwrap())],
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    let health = eventually(std::time::Duration::from_secs(10), async || {
         let (_, health) = json_of(cli.get("/health").send().await).await;
-        if !health["plan_limits"].is_null() {
-            assert_eq!(
-                health["plan_limits"]["primary"]["used_percent"], 42,
-                "{health}"
-            );
-            assert_eq!(health["codex"]["login"], "chatgpt", "{health}");
-            return;
+        match health["plan_limits"].is_null() {
+            true => Err(format!("no limits before a turn: {health}")),
+            false => Ok(health),
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no limits before a turn: {health}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert_eq!(
+        health["plan_limits"]["primary"]["used_percent"], 42,
+        "{health}"
+    );
+    assert_eq!(health["codex"]["login"], "chatgpt", "{health}");
 }

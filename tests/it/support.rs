@@ -98,6 +98,40 @@ pub async fn json_of(resp: poem::test::TestResponse) -> (u16, Value) {
     )
 }
 
+/// Polls `check` until it gives a value, or fails with the last state it described once
+/// `limit` has passed: for state the server reaches on its own (a background fetch, a probe, a
+/// process ending), rather than a sleep standing in for it.
+pub async fn eventually<T>(
+    limit: std::time::Duration,
+    mut check: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(state) => assert!(
+                std::time::Instant::now() < deadline,
+                "not within {limit:?}: {state}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The codex runs a server binary reports running, from its `/metrics`.
+pub async fn running_runs(server: &crate::server::Server) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("codex_proxy_codex_running "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The `/metrics` text.
 pub async fn metrics_text<E: Endpoint>(cli: &TestClient<E>) -> String {
     cli.get("/metrics")

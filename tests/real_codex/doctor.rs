@@ -24,17 +24,7 @@ async fn the_doctor_checks_the_real_codex_chain() {
     // Printed, so that a run of the suite shows what the doctor says about this codex.
     println!("{stdout}");
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let tags: Vec<String> = stdout
-        .lines()
-        .filter_map(|line| {
-            let (tag, rest) = line.strip_prefix('[')?.split_once(']')?;
-            Some(format!(
-                "{} {}",
-                tag.trim(),
-                rest.split_whitespace().next()?
-            ))
-        })
-        .collect();
+    let tags = crate::doctor_output::tags(&stdout);
     // Offline: the mock provider needs no login, and there is no plan to read limits of.
     assert_eq!(
         tags,

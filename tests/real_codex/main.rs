@@ -4,6 +4,8 @@
 
 mod app_server_fidelity;
 mod doctor;
+#[path = "../common/doctor_output.rs"]
+mod doctor_output;
 mod fidelity;
 mod mock_model;
 
