@@ -72,7 +72,8 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("tool_calls_two", "two calls of the first offered tool, one per line"),
     ("tool_calls_array", "two calls of the first offered tool as one JSON array"),
     ("tool_call_string_args", "a call whose arguments are a JSON-encoded string"),
-    ("tool_flow", "calls the first offered tool; once a tool result follows, answers with it"),
+    ("tool_flow", "calls the first offered tool; once a tool result follows, answers with it. On an app-server thread with `dynamicTools` the model calls the first dynamic tool natively: `[[tool_flow:N]]` makes N calls in one model response (arguments `{\"city\":\"Paris\"}`, then Rome, Berlin, ... when the tool's inputSchema has a `city` property or none, else an instance of the schema), each an `item/tool/call` request to the client, after the response's end (`rawResponse/completed`; `[[tool_flow:N:early]]`: each right after its call's raw item, before the end, as codex does when the model streams slowly); once the history ends in tool results it answers `The tool says: <each output's text, joined by \"; \">` (a JSON-RPC error reply: `dynamic tool request failed`)"),
+    ("items", "app-server: answers one JSON object of what the model would get, `{\"developer\": <developerInstructions or null>, \"tools\": [<dynamicTools names>], \"items\": [<the thread's history: injected items but system messages and unknown kinds, earlier turns' input, answers, calls and results>], \"input\": [<this turn's input>]}`; history items as `{type, role?, text? (text parts joined), images? (input_image count), call_id?, name?, arguments?, output? (its text)}`, input as `{type: text, text}`, `{type: localImage}`, `{type: image}`"),
     ("typing", "the answer in small deltas MS ms apart (`[[typing:MS]]`, 50 by default); `exec` prints it whole when done"),
     ("overloaded", "app-server refuses turn/start with JSON-RPC -32001 (server overloaded); `exec` answers"),
     ("threads", "answers `THREADS: <n>`: the threads this process has loaded (app-server; exec has one)"),
@@ -172,7 +173,31 @@ const fn usage(input: u64, cached: u64, output: u64, reasoning: u64) -> CodexUsa
     }
 }
 
-const TEXT_USAGE: CodexUsage = usage(120, 40, 12, 0);
+pub const TEXT_USAGE: CodexUsage = usage(120, 40, 12, 0);
+
+/// A model response that calls tools (as the mock model of the real transcripts reported it).
+pub const TOOL_CALL_USAGE: CodexUsage = usage(200, 0, 20, 0);
+
+/// The cities the model asks the weather of, one per call of `[[tool_flow:N]]`.
+const CITIES: &[&str] = &[
+    "Paris", "Rome", "Berlin", "Madrid", "Vienna", "Lisbon", "Prague", "Oslo",
+];
+
+/// The arguments of the model's call number `n` (from 0) of a tool taking `schema`:
+/// `{"city": <city n>}` when the schema has a `city` property or names none (`City 9` and on
+/// after the list), otherwise an instance of the schema.
+pub fn tool_arguments(schema: &serde_json::Value, n: usize) -> serde_json::Value {
+    let properties = schema
+        .get("properties")
+        .and_then(serde_json::Value::as_object);
+    if properties.is_none_or(|p| p.is_empty() || p.contains_key("city")) {
+        let city = CITIES
+            .get(n)
+            .map_or_else(|| format!("City {}", n + 1), |city| (*city).to_owned());
+        return serde_json::json!({ "city": city });
+    }
+    instance_of(schema)
+}
 
 fn message(text: &str) -> Step {
     Step::Item(ItemDetails::AgentMessage { text: text.into() })

@@ -57,6 +57,16 @@ pub enum BackendKind {
     AppServer,
 }
 
+/// `APP_SERVER_INPUT`: how the app-server backend hands codex the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppServerInput {
+    /// Earlier turns as items of their own, the client's tools as function tools.
+    #[default]
+    Items,
+    /// The exec backend's prompt as one user message, tools described in it.
+    Prompt,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 struct RawConfig {
     #[serde(default, deserialize_with = "comma_list")]
@@ -79,6 +89,8 @@ struct RawConfig {
     codex_tools: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     codex_backend: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    app_server_input: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     codex_workdir: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
@@ -145,6 +157,8 @@ pub struct Config {
     pub codex_tools: ToolsMode,
     /// `CODEX_BACKEND`: `exec` (default) or `app-server`.
     pub codex_backend: BackendKind,
+    /// `APP_SERVER_INPUT`: `items` (default) or `prompt`.
+    pub app_server_input: AppServerInput,
     /// The directory codex works in (`-C`); unset, each request gets a fresh empty one.
     pub codex_workdir: Option<PathBuf>,
     /// Where codex's reasoning summary goes.
@@ -515,6 +529,15 @@ impl Config {
                 Some(other) => {
                     return Err(ConfigError(format!(
                         "CODEX_BACKEND must be exec (one codex process per request, the default) or app-server (one long-lived codex app-server, streaming tokens), got {other:?}"
+                    )))
+                }
+            },
+            app_server_input: match raw.app_server_input.as_deref() {
+                None | Some("items") => AppServerInput::Items,
+                Some("prompt") => AppServerInput::Prompt,
+                Some(other) => {
+                    return Err(ConfigError(format!(
+                        "APP_SERVER_INPUT must be items (earlier turns as items, tools as function tools, the default) or prompt (the exec backend's prompt, tools described in it), got {other:?}"
                     )))
                 }
             },

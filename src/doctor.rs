@@ -14,7 +14,7 @@ use crate::{
     codex::{
         app_server::{login_command, Login, Session},
         versions::{self, Version},
-        AppServerBackend, Backend, CodexStatus, ExecBackend, Turn, VersionProbe,
+        AppServerBackend, Backend, CodexStatus, ExecBackend, Turn, TurnInput, VersionProbe,
     },
     config::{BackendKind, Config},
     metrics::Metrics,
@@ -190,9 +190,8 @@ async fn check_turn(config: &Config, login_fix: &str) -> Outcome {
         )),
     };
     let turn = Turn {
-        prompt: PROMPT.into(),
+        input: TurnInput::text(PROMPT),
         model: config.codex_model.clone(),
-        images: Vec::new(),
         effort: None,
         output_schema: None,
     };
@@ -210,10 +209,8 @@ async fn check_turn(config: &Config, login_fix: &str) -> Outcome {
         Err(err) => return fail(err.message()),
     };
     let options = Options {
-        tools: None,
         reasoning_output: config.reasoning_output,
-        stop: Vec::new(),
-        json: false,
+        ..Options::default()
     };
     let mut translator = Translator::with_options(Arc::from(PROMPT), options);
     let (mut first, mut answer) = (None, String::new());

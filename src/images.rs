@@ -14,6 +14,16 @@ pub struct Image {
     pub extension: &'static str,
 }
 
+impl Image {
+    /// The media type of a `data:` URL for this image.
+    pub fn media_type(&self) -> &'static str {
+        TYPES
+            .iter()
+            .find(|(_, extension, _)| *extension == self.extension)
+            .map_or("application/octet-stream", |(media_type, _, _)| media_type)
+    }
+}
+
 /// The image types codex accepts, their data-URL media type, extension and leading bytes.
 const TYPES: &[(&str, &str, &[u8])] = &[
     ("image/png", "png", b"\x89PNG\r\n\x1a\n"),

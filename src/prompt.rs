@@ -35,6 +35,30 @@ pub fn render(conversation: Conversation, tools: Option<&ToolSet>) -> Rendered {
     Rendered { text, images }
 }
 
+/// The text [`render`] would give, the images only numbered: what a request's size is
+/// measured by, whichever way the backend takes the conversation.
+pub fn transcript(conversation: &Conversation, tools: Option<&ToolSet>) -> String {
+    let mut images = 0;
+    let texts: Vec<String> = conversation
+        .items
+        .iter()
+        .map(|item| {
+            item.parts()
+                .iter()
+                .map(|part| match part {
+                    Part::Text(text) => text.clone(),
+                    Part::Image(_) => {
+                        images += 1;
+                        format!("[image {images}]")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+    render_text(&conversation.items, &texts, tools)
+}
+
 fn render_text(items: &[Item], texts: &[String], tools: Option<&ToolSet>) -> String {
     if let ([Item::User { .. }], None) = (items, tools) {
         return texts[0].clone();
@@ -114,7 +138,7 @@ fn render_text(items: &[Item], texts: &[String], tools: Option<&ToolSet>) -> Str
 /// Earlier answers without the reasoning that clients send back inside them (`<think>` blocks,
 /// OpenWebUI's `<details type="reasoning">`): codex should see what was said, not re-read its
 /// old thoughts.
-fn strip_reasoning(text: &str) -> String {
+pub(crate) fn strip_reasoning(text: &str) -> String {
     let mut text = text.to_owned();
     for (open, close) in [
         ("<think>", "</think>"),
@@ -232,6 +256,27 @@ mod tests {
                 parts,
             },
         }
+    }
+
+    #[test]
+    fn the_transcript_is_the_rendered_text_without_taking_the_images() {
+        let image = Image {
+            bytes: b"\x89PNG\r\n\x1a\n".to_vec(),
+            extension: "png",
+        };
+        let conversation = Conversation {
+            items: vec![
+                msg("system", "Be brief."),
+                Item::User {
+                    parts: vec![Part::Text("Look".into()), Part::Image(image)],
+                },
+                msg("assistant", "A PNG."),
+                msg("user", "Thanks"),
+            ],
+        };
+        let transcript = transcript(&conversation, None);
+        assert!(transcript.contains("[image 1]"), "{transcript}");
+        assert_eq!(transcript, render(conversation, None).text);
     }
 
     fn text_of(items: Vec<Item>) -> String {

@@ -6,6 +6,9 @@ use serde_json::Value;
 
 use crate::error::ProxyError;
 
+/// What the model is asked for when `response_format` is `json_object`.
+pub const JSON_OBJECT_INSTRUCTION: &str = "Answer with one JSON object and nothing else.";
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum ResponseFormat {
     #[default]

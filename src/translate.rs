@@ -47,6 +47,9 @@ pub enum ReasoningOutput {
 #[derive(Debug, Default)]
 pub struct Options {
     pub tools: Option<Arc<ToolSet>>,
+    /// The backend offers the tools to the model as function tools and reports its calls as
+    /// events: nothing is read out of the text, which streams as it comes.
+    pub native_tools: bool,
     pub reasoning_output: ReasoningOutput,
     pub stop: Vec<String>,
     /// `response_format` asked for JSON: code fences come off and the answer must parse.
@@ -86,8 +89,10 @@ impl Delta {
 pub struct Translator {
     /// The prompt as codex received it, counted only when codex reports no usage.
     prompt: Arc<str>,
-    /// The client's tools; when set, calls are read out of every agent message.
+    /// The client's tools; when set (and not native), calls are read out of every agent
+    /// message.
     tools: Option<Arc<ToolSet>>,
+    native_tools: bool,
     reasoning_output: ReasoningOutput,
     /// The request's stop sequences: content ends before the first one.
     stop: Vec<String>,
@@ -137,6 +142,7 @@ impl Translator {
         Translator {
             prompt,
             tools: options.tools,
+            native_tools: options.native_tools,
             reasoning_output: options.reasoning_output,
             stop: options.stop,
             json: options.json,
@@ -158,6 +164,19 @@ impl Translator {
         match event {
             RunEvent::Event(event) => self.on_event(event),
             RunEvent::Partial(partial) => self.on_partial(partial),
+            RunEvent::ToolCall(call) => {
+                if self.finished || self.stopped {
+                    return Vec::new();
+                }
+                let index = self.calls;
+                self.calls += 1;
+                vec![Delta::ToolCall(ToolCall {
+                    index,
+                    id: call.id,
+                    name: call.name,
+                    arguments: call.arguments,
+                })]
+            }
             RunEvent::Failed(err) => {
                 if std::mem::replace(&mut self.finished, true) {
                     return Vec::new();
@@ -234,7 +253,7 @@ impl Translator {
             }
             ThreadEvent::TurnCompleted { usage } => {
                 self.finished = true;
-                if self.messages == 0 {
+                if self.messages == 0 && self.calls == 0 {
                     return vec![Delta::Failed(ProxyError::codex_failed(
                         "codex finished the turn without an answer (no agent message)",
                     ))];
@@ -275,10 +294,10 @@ impl Translator {
         }
     }
 
-    /// Whether content may go out piece by piece. Tool calls and JSON can only be read in a
-    /// whole message, so those answers wait for it.
+    /// Whether content may go out piece by piece. Tool calls written in the text and JSON can
+    /// only be read in a whole message, so those answers wait for it.
     fn streams_content(&self) -> bool {
-        self.tools.is_none() && !self.json
+        (self.tools.is_none() || self.native_tools) && !self.json
     }
 
     /// A piece of an item codex is still writing: sent at once where the answer's shape allows.
@@ -353,12 +372,12 @@ impl Translator {
     /// An agent message: content, or with tools in play, prose and the calls read out of it.
     fn agent_message(&mut self, text: String) -> Vec<Delta> {
         let (prose, found) = match &self.tools {
-            Some(set) => {
+            Some(set) if !self.native_tools => {
                 let extraction = extract(&text, set);
                 (extraction.content, extraction.calls)
             }
-            None if self.json => (structured::unfence(&text).to_owned(), Vec::new()),
-            None => (text, Vec::new()),
+            _ if self.json => (structured::unfence(&text).to_owned(), Vec::new()),
+            _ => (text, Vec::new()),
         };
         let mut deltas = Vec::new();
         if self.stopped {
@@ -828,6 +847,72 @@ mod tests {
             ],
             "the same content as the whole item gives, in pieces"
         );
+    }
+
+    #[test]
+    fn with_native_tools_pieces_stream_and_calls_arrive_as_events() {
+        let tools = vec![crate::tools::tests::tool(
+            "get_time",
+            serde_json::json!({"type": "object"}),
+            false,
+        )];
+        let mut translator = Translator::with_options(
+            Arc::from("q"),
+            Options {
+                tools: Some(crate::tools::tests::offered(tools, true)),
+                native_tools: true,
+                ..Options::default()
+            },
+        );
+        // Text that looks like a call is only text: calls are events now.
+        let looks_like_a_call = r#"{"name": "get_time", "arguments": {}}"#;
+        assert_eq!(
+            translator.on_run_event(piece("m", PartialKind::AgentMessage, looks_like_a_call)),
+            [Delta::Content(looks_like_a_call.into())]
+        );
+        translator.on_run_event(done(
+            "m",
+            ItemDetails::AgentMessage {
+                text: looks_like_a_call.into(),
+            },
+        ));
+        let call = |id: &str| {
+            RunEvent::ToolCall(crate::codex::NativeCall {
+                id: id.into(),
+                name: "get_time".into(),
+                arguments: "{}".into(),
+            })
+        };
+        let deltas: Vec<Delta> = [call("call_a"), call("call_b")]
+            .into_iter()
+            .chain([RunEvent::Event(ThreadEvent::TurnCompleted {
+                usage: CodexUsage {
+                    input_tokens: 5,
+                    output_tokens: 1,
+                    ..CodexUsage::default()
+                },
+            })])
+            .flat_map(|e| translator.on_run_event(e))
+            .collect();
+        let ids: Vec<(u32, &str)> = deltas
+            .iter()
+            .filter_map(|d| match d {
+                Delta::ToolCall(call) => Some((call.index, call.id.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [(0, "call_a"), (1, "call_b")],
+            "codex's ids, indexed in order"
+        );
+        assert!(matches!(
+            deltas.last(),
+            Some(Delta::Finish {
+                reason: FinishReason::ToolCalls,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -22,10 +22,22 @@ pub const OVERLOADED: i64 = -32001;
 pub struct InitializeParams {
     #[serde(rename = "clientInfo")]
     pub client_info: ClientInfo,
-    /// `{experimentalApi?, optOutNotificationMethods?}`: known to codex, unused here.
     #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+}
+
+/// `initialize`'s `capabilities` (codex 0.171.0's `InitializeCapabilities`, the fields a proxy
+/// has a use for).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// Opens the experimental API: `thread/start`'s `dynamicTools` and `experimentalRawEvents`.
+    #[serde(rename = "experimentalApi", default)]
+    pub experimental_api: bool,
+    /// Known to codex; fake-codex suppresses nothing.
+    #[serde(rename = "optOutNotificationMethods", default)]
     #[allow(dead_code)]
-    pub capabilities: Option<Value>,
+    pub opt_out_notification_methods: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +121,102 @@ pub struct ThreadStartParams {
     pub sandbox: SandboxMode,
     #[serde(default)]
     pub ephemeral: bool,
+    /// The client's own tools (experimental API): codex offers them to the model and sends an
+    /// `item/tool/call` request when the model calls one. Present at all, even `[]`, it needs
+    /// `experimentalApi`; `null` does not (as the real 0.171.0 answered).
+    #[serde(rename = "dynamicTools", default)]
+    pub dynamic_tools: Option<Vec<DynamicToolSpec>>,
+    /// A developer message codex sends the model after its own (stable API).
+    #[serde(rename = "developerInstructions", default)]
+    pub developer_instructions: Option<String>,
+    /// Replaces codex's own base instructions (stable API); fake-codex has none to replace.
+    #[serde(rename = "baseInstructions", default)]
+    #[allow(dead_code)]
+    pub base_instructions: Option<String>,
+    /// `rawResponseItem/completed` and `rawResponse/completed` notifications (experimental API:
+    /// `true` needs `experimentalApi`, `false` does not).
+    #[serde(rename = "experimentalRawEvents", default)]
+    pub experimental_raw_events: bool,
+}
+
+/// One of `thread/start`'s `dynamicTools` (codex 0.171.0's `DynamicToolSpec`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum DynamicToolSpec {
+    #[serde(rename = "function")]
+    Function {
+        name: String,
+        #[allow(dead_code)]
+        description: String,
+        #[serde(rename = "inputSchema")]
+        input_schema: Value,
+        #[serde(rename = "deferLoading", default)]
+        #[allow(dead_code)]
+        defer_loading: Option<bool>,
+    },
+    /// Tools under one name: the model calls them as `<namespace>.<tool>`, and `item/tool/call`
+    /// names the namespace beside the tool.
+    #[serde(rename = "namespace")]
+    Namespace {
+        name: String,
+        #[allow(dead_code)]
+        description: String,
+        tools: Vec<NamespaceTool>,
+    },
+}
+
+/// A function of a `namespace` dynamic tool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum NamespaceTool {
+    #[serde(rename = "function")]
+    Function {
+        name: String,
+        #[allow(dead_code)]
+        description: String,
+        #[serde(rename = "inputSchema")]
+        input_schema: Value,
+        #[serde(rename = "deferLoading", default)]
+        #[allow(dead_code)]
+        defer_loading: Option<bool>,
+    },
+}
+
+impl DynamicToolSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            DynamicToolSpec::Function { name, .. } | DynamicToolSpec::Namespace { name, .. } => {
+                name
+            }
+        }
+    }
+
+    /// The function the model calls when it calls this tool: `(namespace, name, inputSchema)`;
+    /// a namespace's first function.
+    pub fn callable(&self) -> Option<(Option<&str>, &str, &Value)> {
+        match self {
+            DynamicToolSpec::Function {
+                name, input_schema, ..
+            } => Some((None, name, input_schema)),
+            DynamicToolSpec::Namespace { name, tools, .. } => tools.first().map(
+                |NamespaceTool::Function {
+                     name: tool,
+                     input_schema,
+                     ..
+                 }| { (Some(name.as_str()), tool.as_str(), input_schema) },
+            ),
+        }
+    }
+}
+
+/// `thread/inject_items` (stable API): Responses API items appended to the thread's history
+/// without a turn. The items are read one by one, as codex reads them ([`response_item`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreadInjectItemsParams {
+    #[serde(rename = "threadId")]
+    pub thread_id: String,
+    pub items: Vec<Value>,
 }
 
 /// `turn/start`.
@@ -136,7 +244,25 @@ pub enum UserInput {
         text_elements: Vec<Value>,
     },
     #[serde(rename = "localImage")]
-    LocalImage { path: String },
+    LocalImage {
+        path: String,
+        #[serde(default)]
+        #[allow(dead_code)]
+        detail: Option<String>,
+    },
+    /// An image by URL (a `data:` URL, say) or by uploaded file id.
+    #[serde(rename = "image")]
+    Image {
+        #[serde(default)]
+        #[allow(dead_code)]
+        url: Option<String>,
+        #[serde(rename = "fileId", default)]
+        #[allow(dead_code)]
+        file_id: Option<String>,
+        #[serde(default)]
+        #[allow(dead_code)]
+        detail: Option<String>,
+    },
 }
 
 /// `turn/interrupt`.
@@ -362,7 +488,12 @@ impl TurnObject<'_> {
                 json!(completed_at),
                 json!(duration_ms),
                 items.clone(),
-                "summary",
+                // As the real 0.171.0 ends an interrupted turn.
+                if *status == TurnStatus::Interrupted {
+                    "notLoaded"
+                } else {
+                    "summary"
+                },
             ),
         };
         json!({
@@ -446,4 +577,457 @@ pub fn rate_limits() -> Value {
         "secondary": null, "credits": null, "individualLimit": null, "spendControlReached": null,
         "planType": null, "rateLimitReachedType": null,
     }})
+}
+
+// --- `thread/inject_items`: Responses API items, read as codex 0.171.0 reads them -------------
+//
+// codex deserializes each item with serde into its `ResponseItem` and refuses the whole call on
+// the first that does not parse: `items[<i>] is not a valid response item: <serde's message>`.
+// The types below are named and ordered so that serde words its messages as codex's did against
+// the real binary (`unknown variant ..., expected one of <in this order>`, `expected internally
+// tagged enum ContentItem`, `data did not match any variant of untagged enum ...`: serde names
+// the Rust type there, so these carry codex's type names). Unlike the
+// request params above they take unknown fields, as codex does: an item may carry an `id`, a
+// `status`, `annotations`...
+
+/// The item kinds a proxy injects. Any other `type` parses as `Other`: codex 0.171.0 accepts
+/// such an item and never shows it to the model (its own other kinds, `reasoning` and the like,
+/// fake-codex takes unchecked and drops too).
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)] // parsed to be checked, never read
+#[serde(tag = "type")]
+enum ResponseItem {
+    #[serde(rename = "message")]
+    Message {
+        role: String,
+        content: Vec<ContentItem>,
+    },
+    #[serde(rename = "function_call")]
+    FunctionCall {
+        name: String,
+        arguments: String,
+        call_id: String,
+    },
+    #[serde(rename = "function_call_output")]
+    FunctionCallOutput {
+        call_id: String,
+        output: FunctionCallOutputBody,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)] // parsed to be checked, never read
+#[serde(tag = "type")]
+enum ContentItem {
+    #[serde(rename = "input_text")]
+    InputText { text: String },
+    #[serde(rename = "input_image")]
+    InputImage {
+        #[serde(flatten)]
+        image: ImageReference,
+    },
+    #[serde(rename = "input_audio")]
+    InputAudio {},
+    #[serde(rename = "output_text")]
+    OutputText { text: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)] // parsed to be checked, never read
+#[serde(untagged)]
+enum ImageReference {
+    Url { image_url: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)] // parsed to be checked, never read
+#[serde(untagged)]
+enum FunctionCallOutputBody {
+    #[allow(dead_code)]
+    Text(String),
+    Content(Vec<OutputContentItem>),
+}
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)] // parsed to be checked, never read
+#[serde(tag = "type")]
+enum OutputContentItem {
+    #[serde(rename = "input_text")]
+    InputText { text: String },
+    #[serde(rename = "input_image")]
+    InputImage {
+        #[serde(flatten)]
+        image: ImageReference,
+    },
+}
+
+/// How serde names a JSON value it did not expect, as codex's messages have it (a number is
+/// just `number` where codex reads the item as a whole).
+fn unexpected(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean `{b}`"),
+        Value::Number(_) => "number".into(),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(_) => "sequence".into(),
+        Value::Object(_) => "map".into(),
+    }
+}
+
+/// An injected item as codex keeps it.
+pub enum Injected {
+    /// Part of the history the model sees: the item as the client sent it.
+    Kept(Value),
+    /// A `system` message: codex records it but never sends it to the model.
+    System(Value),
+    /// A kind codex does not know (`ResponseItem::Other`).
+    Unknown,
+}
+
+/// `items[index]` of `thread/inject_items`, or codex's refusal of it.
+pub fn response_item(index: usize, value: &Value) -> Result<Injected, String> {
+    let refuse = |why: String| format!("items[{index}] is not a valid response item: {why}");
+    // codex reads the item through a wrapper first; these are that wrapper's words.
+    let Some(object) = value.as_object() else {
+        return Err(refuse(format!(
+            "invalid type: {}, expected struct WrappedItem",
+            unexpected(value)
+        )));
+    };
+    match object.get("type") {
+        None => return Err(refuse("missing field `item`".into())),
+        Some(Value::String(_)) => {}
+        Some(other) => {
+            return Err(refuse(format!(
+                "invalid type: {}, expected variant identifier",
+                unexpected(other)
+            )))
+        }
+    }
+    let item: ResponseItem =
+        serde_json::from_value(value.clone()).map_err(|err| refuse(err.to_string()))?;
+    Ok(match item {
+        ResponseItem::Other => Injected::Unknown,
+        ResponseItem::Message { .. } if value["role"] == "system" => {
+            Injected::System(value.clone())
+        }
+        _ => Injected::Kept(value.clone()),
+    })
+}
+
+/// Whether a (parsed) item holds an `input_image` by remote URL, which codex refuses once
+/// every item parses.
+pub fn has_remote_image(item: &Value) -> bool {
+    let parts = match item["type"].as_str() {
+        Some("message") => &item["content"],
+        Some("function_call_output") => &item["output"],
+        _ => return false,
+    };
+    parts.as_array().into_iter().flatten().any(|part| {
+        part["type"] == "input_image"
+            && part["image_url"]
+                .as_str()
+                .is_some_and(|url| !url.starts_with("data:"))
+    })
+}
+
+/// codex's refusal of an `input_image` that is not a `data:` URL (checked once every item
+/// parses).
+pub const REMOTE_IMAGE: &str =
+    "remote image URLs are not supported; use an inline data URL instead";
+
+/// `thread/inject_items` with no items.
+pub const NO_ITEMS: &str = "items must not be empty";
+
+/// The `turnId` codex 0.171.0 puts on the raw events of injected items: they belong to no turn.
+pub const INJECTED_TURN_ID: &str = "auto-compact-0";
+
+/// The joined text of a Responses message's or tool output's text parts (a plain-string
+/// `output` is its own text).
+pub fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|part| part["text"].as_str())
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+// --- Items of the model's own, as codex keeps them and as its raw events show them ----------
+
+/// A user message of the history.
+pub fn input_message(role: &str, content: Vec<Value>) -> Value {
+    json!({"type": "message", "role": role, "content": content})
+}
+
+/// An answer of the model in the history.
+pub fn output_message(text: &str) -> Value {
+    json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]})
+}
+
+pub fn function_call(call_id: &str, name: &str, arguments: &str) -> Value {
+    json!({"type": "function_call", "name": name, "arguments": arguments, "call_id": call_id})
+}
+
+pub fn function_call_output(call_id: &str, output: Value) -> Value {
+    json!({"type": "function_call_output", "call_id": call_id, "output": output})
+}
+
+/// The user message codex records when a turn is interrupted.
+pub const TURN_ABORTED: &str = "<turn_aborted>\nThe user interrupted the previous turn on purpose. Any running unified exec processes may still be running in the background. If any tools/commands were aborted, they may have partially executed.\n</turn_aborted>";
+
+/// What the model gets for a call the client did not answer before the turn was interrupted.
+pub const CALL_CANCELLED: &str = "dynamic tool call was cancelled before receiving a response";
+/// ... for a call the client answered with a JSON-RPC error.
+pub const CALL_FAILED: &str = "dynamic tool request failed";
+/// ... for a call whose result is not `{contentItems, success}`.
+pub const CALL_INVALID: &str = "dynamic tool response was invalid";
+
+/// `create_time` of a raw item: unix seconds, fractional.
+fn create_time() -> Value {
+    json!(now_ms() as f64 / 1000.0)
+}
+
+/// An injected item as its `rawResponseItem/completed` shows it: with the `id` codex gives it
+/// and the metadata codex adds (as the real 0.171.0 wrote them; a kind it does not know is
+/// `{"type": "other"}`).
+pub fn raw_injected(item: &Value) -> Value {
+    let kind = item["type"].as_str().unwrap_or_default();
+    let (Some(fields), Some(prefix)) = (
+        item.as_object(),
+        match kind {
+            "message" => Some("msg"),
+            "function_call" => Some("fc"),
+            "function_call_output" => Some("fco"),
+            _ => None,
+        },
+    ) else {
+        return json!({"type": "other"});
+    };
+    let mut raw = serde_json::Map::new();
+    raw.insert("type".into(), json!(kind));
+    raw.insert(
+        "id".into(),
+        json!(format!("{prefix}_{}", uuid::Uuid::now_v7())),
+    );
+    raw.extend(
+        fields
+            .iter()
+            .filter(|(key, _)| !matches!(key.as_str(), "type" | "id"))
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
+    let mut meta = json!({"turn_id": INJECTED_TURN_ID});
+    if kind == "function_call_output" || matches!(item["role"].as_str(), Some("user" | "developer"))
+    {
+        meta["create_time"] = create_time();
+    }
+    if kind == "message" {
+        let parts = item["content"].as_array().map_or(0, Vec::len);
+        meta["content_item_kinds"] = json!(vec!["unknown"; parts]);
+    }
+    raw.insert("internal_chat_message_metadata_passthrough".into(), meta);
+    Value::Object(raw)
+}
+
+/// The raw item of a turn's input: a user message of `input_text` parts.
+pub fn raw_user_input(id: &str, texts: &[&str], turn_id: &str) -> Value {
+    json!({
+        "type": "message", "id": id, "role": "user",
+        "content": texts.iter().map(|text| json!({"type": "input_text", "text": text})).collect::<Vec<_>>(),
+        "internal_chat_message_metadata_passthrough": {
+            "turn_id": turn_id, "create_time": create_time(),
+            "content_item_kinds": vec!["user.text"; texts.len()],
+            "content_item_metadata": vec![json!({"provenance": {"type": "user"}}); texts.len()],
+        },
+    })
+}
+
+/// The raw item of the user message codex writes when a turn is interrupted.
+pub fn raw_turn_aborted(turn_id: &str) -> Value {
+    json!({
+        "type": "message", "id": format!("msg_{}", uuid::Uuid::now_v7()), "role": "user",
+        "content": [{"type": "input_text", "text": TURN_ABORTED}],
+        "internal_chat_message_metadata_passthrough": {
+            "turn_id": turn_id, "create_time": create_time(),
+            "content_item_kinds": ["generic.turn_aborted"],
+            "content_item_metadata": [{"provenance": {"type": "harness", "hook": false}}],
+        },
+    })
+}
+
+/// The raw item of an answer of the model.
+pub fn raw_model_message(id: &str, text: &str, turn_id: &str) -> Value {
+    json!({
+        "type": "message", "status": "completed", "id": id, "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+        "internal_chat_message_metadata_passthrough": {"turn_id": turn_id, "content_item_kinds": ["unknown"]},
+    })
+}
+
+/// The raw item of a reasoning summary of the model (the Responses `reasoning` item).
+pub fn raw_model_reasoning(id: &str, summary: &[&str], turn_id: &str) -> Value {
+    json!({
+        "type": "reasoning", "id": id,
+        "summary": summary.iter().map(|text| json!({"type": "summary_text", "text": text})).collect::<Vec<_>>(),
+        "encrypted_content": null,
+        "internal_chat_message_metadata_passthrough": {"turn_id": turn_id},
+    })
+}
+
+/// The raw item of a function call of the model.
+pub fn raw_model_call(
+    id: &str,
+    call_id: &str,
+    name: &str,
+    arguments: &str,
+    turn_id: &str,
+) -> Value {
+    json!({
+        "type": "function_call", "status": "completed", "id": id, "name": name,
+        "arguments": arguments, "call_id": call_id,
+        "internal_chat_message_metadata_passthrough": {"turn_id": turn_id},
+    })
+}
+
+/// The raw item of a tool's result as codex hands it to the model.
+pub fn raw_call_output(call_id: &str, output: &Value, turn_id: &str) -> Value {
+    json!({
+        "type": "function_call_output", "id": format!("fco_{}", uuid::Uuid::now_v7()),
+        "call_id": call_id, "output": output,
+        "internal_chat_message_metadata_passthrough": {"turn_id": turn_id, "create_time": create_time()},
+    })
+}
+
+/// A `dynamicToolCall` item: `end` is `(contentItems, success, durationMs, completedAtMs)` once
+/// the client answered (or the call was cancelled).
+pub fn dynamic_tool_call(
+    call_id: &str,
+    namespace: Option<&str>,
+    tool: &str,
+    arguments: &Value,
+    started_at_ms: u64,
+    end: Option<(Value, bool, u64, u64)>,
+) -> Value {
+    let (status, content_items, success, duration_ms, completed_at_ms) = match end {
+        None => (
+            "inProgress",
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ),
+        Some((items, success, duration, completed)) => (
+            if success { "completed" } else { "failed" },
+            items,
+            json!(success),
+            json!(duration),
+            json!(completed),
+        ),
+    };
+    json!({
+        "type": "dynamicToolCall", "id": call_id, "namespace": namespace, "tool": tool,
+        "arguments": arguments, "status": status, "contentItems": content_items,
+        "success": success, "durationMs": duration_ms, "startedAtMs": started_at_ms,
+        "completedAtMs": completed_at_ms,
+    })
+}
+
+/// The client's answer to `item/tool/call` (codex 0.171.0's `DynamicToolCallResponse`).
+#[derive(Debug, Deserialize)]
+pub struct DynamicToolCallResponse {
+    #[serde(rename = "contentItems")]
+    pub content_items: Vec<DynamicToolContent>,
+    pub success: bool,
+}
+
+/// One of `contentItems` (`DynamicToolCallOutputContentItem`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type")]
+pub enum DynamicToolContent {
+    #[serde(rename = "inputText")]
+    Text { text: String },
+    #[serde(rename = "inputImage")]
+    Image {
+        #[serde(rename = "imageUrl")]
+        image_url: String,
+    },
+    /// Not something a Responses tool output holds: the model does not get it.
+    #[serde(rename = "inputAudio")]
+    Audio {
+        #[serde(rename = "audioUrl")]
+        #[allow(dead_code)]
+        audio_url: String,
+    },
+}
+
+impl DynamicToolCallResponse {
+    /// The `function_call_output`'s `output` the model gets: one text is a plain string, as on
+    /// the real 0.171.0; anything else a list of Responses content parts.
+    pub fn output(&self) -> Value {
+        match self.content_items.as_slice() {
+            [DynamicToolContent::Text { text }] => json!(text),
+            items => Value::Array(
+                items
+                    .iter()
+                    .filter_map(|item| match item {
+                        DynamicToolContent::Text { text } => {
+                            Some(json!({"type": "input_text", "text": text}))
+                        }
+                        DynamicToolContent::Image { image_url } => {
+                            Some(json!({"type": "input_image", "image_url": image_url}))
+                        }
+                        DynamicToolContent::Audio { .. } => None,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// `rawResponse/completed`'s `usage` and `usageMetadata`: the breakdown, and the usage as the
+/// Responses API wrote it.
+pub fn raw_usage(usage: &codex_openai_proxy::codex::CodexUsage) -> (Value, Value) {
+    let metadata = json!({"amount": null, "metadata": {
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_input_tokens},
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_output_tokens},
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }});
+    (usage_breakdown(usage), metadata)
+}
+
+/// An id as the model's ids look: `prefix_` and 12 hex digits (`call_0002ea79970d`).
+pub fn model_id(prefix: &str) -> String {
+    let hex = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}_{}", &hex[..12])
+}
+
+/// A thread id as codex reads it: a UUID in any of its spellings, named in the hyphenated one
+/// (`thread not found: <that>`), or codex's refusal. The uuid crate codex 0.171.0 builds with
+/// words two of its errors more fully than fake-codex's does, and counts a bad character's
+/// place from 1: its words are restored here.
+pub fn thread_id(id: &str) -> Result<String, String> {
+    let err = match uuid::Uuid::parse_str(id) {
+        Ok(uuid) => return Ok(uuid.hyphenated().to_string()),
+        Err(err) => err.to_string(),
+    };
+    let err = if let Some(found) = err.strip_prefix("invalid length: found ") {
+        format!("invalid length: expected length 32 for simple format, found {found}")
+    } else if let Some((found, at)) = err
+        .strip_prefix("invalid character: found ")
+        .and_then(|rest| rest.rsplit_once(" at "))
+    {
+        let at = at
+            .parse::<usize>()
+            .map_or_else(|_| at.to_owned(), |at| (at + 1).to_string());
+        format!("invalid character: expected an optional prefix of `urn:uuid:` followed by [0-9a-fA-F-], found {found} at {at}")
+    } else {
+        err
+    };
+    Err(format!("invalid thread id: {err}"))
 }

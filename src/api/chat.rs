@@ -25,12 +25,13 @@ use super::{
     ApiTags, AppState,
 };
 use crate::{
-    codex::{RunStream, SharedBackend, Turn},
+    codex::{RunStream, SharedBackend, Turn, TurnInput},
     config::{Limits, REASONING_EFFORTS},
+    conversation::Part,
     error::ProxyError,
     metrics::{Metrics, RequestOutcome, RunGuard},
     prompt,
-    structured::ResponseFormat,
+    structured::{self, ResponseFormat},
     tools::schema::SchemaBudget,
     translate::{Delta, Options, Translator},
     usage::{count_tokens_up_to, Counted},
@@ -102,7 +103,7 @@ impl ChatApi {
     ) -> Result<ChatResponse, ApiError> {
         let state = &self.state;
         let plan = Plan::from_request(state, &request)?;
-        let prompt: Arc<str> = Arc::from(plan.turn.prompt.as_str());
+        let prompt = plan.transcript.clone();
         check_prompt_size(
             &prompt,
             state.config.limits.max_prompt_tokens,
@@ -281,6 +282,9 @@ struct Run {
 
 /// What the request asks for, checked before codex starts.
 struct Plan {
+    /// The conversation as the exec prompt: what the request's size is checked by, and what
+    /// usage is estimated from when codex reports none.
+    transcript: Arc<str>,
     turn: Turn,
     options: Options,
     stream: bool,
@@ -324,26 +328,45 @@ impl Plan {
                 "messages",
             ));
         }
-        let mut prompt = prompt::render(
-            conversation::conversation(&request.messages)?,
-            tools.as_deref(),
-        );
-        if prompt.text.trim().is_empty() && prompt.images.is_empty() {
+        let conversation = conversation::conversation(&request.messages)?;
+        let images = conversation
+            .items
+            .iter()
+            .flat_map(|item| item.parts())
+            .any(|part| matches!(part, Part::Image(_)));
+        // Measured as the exec prompt, whichever way the backend takes it.
+        let transcript = prompt::transcript(&conversation, tools.as_deref());
+        if transcript.trim().is_empty() && !images {
             return Err(ProxyError::invalid(
                 "The conversation has no text for codex to answer: give the user message some content.",
                 "messages",
             ));
         }
-        if format == ResponseFormat::JsonObject {
-            prompt
-                .text
-                .push_str("\n\nAnswer with one JSON object and nothing else.");
-        }
+        let native_tools = state.backend.takes_items();
+        let json_instruction =
+            (format == ResponseFormat::JsonObject).then_some(structured::JSON_OBJECT_INSTRUCTION);
+        let input = if native_tools {
+            TurnInput::Items {
+                conversation,
+                tools: tools.clone(),
+                instructions: json_instruction.into_iter().map(str::to_owned).collect(),
+            }
+        } else {
+            let mut rendered = prompt::render(conversation, tools.as_deref());
+            if let Some(instruction) = json_instruction {
+                rendered.text.push_str("\n\n");
+                rendered.text.push_str(instruction);
+            }
+            TurnInput::Prompt {
+                text: rendered.text,
+                images: rendered.images,
+            }
+        };
         Ok(Plan {
+            transcript: Arc::from(transcript),
             turn: Turn {
-                prompt: prompt.text,
+                input,
                 model,
-                images: prompt.images,
                 effort,
                 output_schema: match &format {
                     ResponseFormat::JsonSchema(schema) => Some(schema.clone()),
@@ -352,6 +375,7 @@ impl Plan {
             },
             options: Options {
                 tools,
+                native_tools,
                 reasoning_output: state.config.reasoning_output,
                 stop: stop_sequences(request.stop.as_ref())?,
                 json: format.wants_json(),

@@ -10,27 +10,76 @@ pub mod plan_limits;
 mod process;
 pub mod versions;
 
+use std::sync::Arc;
+
 use futures_util::stream::BoxStream;
 
-use crate::error::ProxyError;
+use crate::{conversation::Conversation, error::ProxyError, tools::ToolSet};
 pub use app_server::AppServerBackend;
 pub use events::{CodexUsage, ItemDetails, ThreadEvent, ThreadItem};
 pub use exec::ExecBackend;
 pub use launch::{VersionProbe, PASSED_ENV};
 
 /// Everything codex needs for one answer, built once from the request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Turn {
-    /// The rendered conversation, written to codex's stdin.
-    pub prompt: String,
+    pub input: TurnInput,
     /// Passed as `-m`; `None` lets codex use its configured default.
     pub model: Option<String>,
-    /// Attached with `-i`, in order; the prompt refers to them as `[image N]`.
-    pub images: Vec<crate::images::Image>,
     /// The reasoning effort for this turn only; `None` keeps codex's configured one.
     pub effort: Option<String>,
     /// A JSON Schema the answer must follow, passed with `--output-schema`.
     pub output_schema: Option<serde_json::Value>,
+}
+
+/// The conversation, in the form the backend takes it ([`Backend::takes_items`]).
+#[derive(Debug, Clone)]
+pub enum TurnInput {
+    /// One prompt (`codex exec`): the conversation rendered as text, the client's tools
+    /// described in it.
+    Prompt {
+        /// Written to codex's stdin.
+        text: String,
+        /// Attached with `-i`, in order; the prompt refers to them as `[image N]`.
+        images: Vec<crate::images::Image>,
+    },
+    /// The conversation as items and the client's tools as function tools (app-server).
+    Items {
+        conversation: Conversation,
+        tools: Option<Arc<ToolSet>>,
+        /// More developer instructions the API adds (the JSON answer `response_format` asks
+        /// for, how to use the tools).
+        instructions: Vec<String>,
+    },
+}
+
+impl TurnInput {
+    /// The prompt `codex exec` reads and the images it refers to; items are rendered into one.
+    pub fn into_prompt(self) -> (String, Vec<crate::images::Image>) {
+        match self {
+            TurnInput::Prompt { text, images } => (text, images),
+            TurnInput::Items {
+                conversation,
+                tools,
+                instructions,
+            } => {
+                let mut rendered = crate::prompt::render(conversation, tools.as_deref());
+                for instruction in instructions {
+                    rendered.text.push_str("\n\n");
+                    rendered.text.push_str(&instruction);
+                }
+                (rendered.text, rendered.images)
+            }
+        }
+    }
+
+    /// A plain prompt with no images (`doctor`, tests).
+    pub fn text(text: impl Into<String>) -> Self {
+        TurnInput::Prompt {
+            text: text.into(),
+            images: Vec::new(),
+        }
+    }
 }
 
 /// What a running codex reports, in order. A run ends with `turn.completed` or `turn.failed`
@@ -41,6 +90,9 @@ pub enum RunEvent {
     /// A piece of an item codex is still writing; the item's `item.completed` follows with the
     /// whole text. Only a backend that sees tokens as they come (app-server) sends these.
     Partial(Partial),
+    /// The model called one of the client's tools (native tools, app-server): the client's
+    /// tool call. The run's `turn.completed` follows once the model's response is over.
+    ToolCall(NativeCall),
     /// The turn failed, already classified by the backend (app-server's structured errors).
     Failed(ProxyError),
     /// The codex process ended.
@@ -62,6 +114,16 @@ pub enum PartialKind {
     ReasoningSummary {
         part: u32,
     },
+}
+
+/// A call the model made of one of the client's tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeCall {
+    /// codex's call id: the client's result for it comes back under this id.
+    pub id: String,
+    pub name: String,
+    /// Compact JSON.
+    pub arguments: String,
 }
 
 /// How the codex process ended.
@@ -103,6 +165,12 @@ pub trait Backend: Send + Sync + 'static {
     /// their HTTP status even when the client asked for a stream.
     fn run(&self, turn: Turn)
         -> futures_util::future::BoxFuture<'_, Result<RunStream, ProxyError>>;
+
+    /// Whether the backend takes the conversation as items and the tools as function tools
+    /// ([`TurnInput::Items`]); otherwise it takes one prompt.
+    fn takes_items(&self) -> bool {
+        false
+    }
 
     /// Reports whether codex is installed and its version, without running a model.
     fn status(&self) -> futures_util::future::BoxFuture<'_, CodexStatus>;

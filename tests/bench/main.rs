@@ -268,6 +268,109 @@ async fn main() {
     }
 
     real_codex_turns(&http).await;
+    real_codex_tools(&http).await;
+}
+
+/// A conversation of `messages` (1 or 4) ending in a user message with `marker`, with a tool
+/// offered or not: what OpenWebUI sends in its default native tool mode.
+fn conversation(messages: usize, tools: bool, marker: &str) -> serde_json::Value {
+    let mut history = vec![
+        json!({"role": "system", "content": "You are a helpful assistant."}),
+        json!({"role": "user", "content": "Hi"}),
+        json!({"role": "assistant", "content": "Hello! How can I help?"}),
+    ];
+    history.truncate(messages - 1);
+    history.push(json!({"role": "user", "content": format!("bench {marker}")}));
+    let mut body = json!({"model": "codex-local", "stream": true, "messages": history});
+    if tools {
+        body["tools"] = json!([{"type": "function", "function": {"name": "get_weather",
+            "description": "The current weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    }
+    body
+}
+
+/// With the client's tools offered, on the real codex: time to the first content token of a
+/// paced answer on exec, on app-server with the prompt (`APP_SERVER_INPUT=prompt`, the way
+/// app-server ran before it took items), and on app-server with items; and what the extra
+/// set-up requests of items cost (a 4-message conversation injected, tools offered with raw
+/// events) against a lone message, on an instant answer.
+async fn real_codex_tools(http: &reqwest::Client) {
+    let Ok(real) = std::env::var("REAL_CODEX") else {
+        return;
+    };
+    let mock = mock_model::MockModel::start().await;
+    println!("
+## With a tool offered, on the real codex ({REAL_TURNS} sequential streamed turns per figure, medians)
+");
+    println!("| backend | paced first token ms | paced turn ms | 1 message, no tools: turn ms | 4 messages, no tools: turn ms | 4 messages, a tool: turn ms | failed |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut firsts = Vec::new();
+    for (label, backend, input) in [
+        ("exec", "exec", "items"),
+        ("app-server, prompt", "app-server", "prompt"),
+        ("app-server, items", "app-server", "items"),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let home_path = home.path().display().to_string();
+        let config = mock.codex_config();
+        let server = Server::start(&[
+            ("CODEX_PATH", real.as_str()),
+            ("CODEX_CONFIG", config.as_str()),
+            ("CODEX_HOME", home_path.as_str()),
+            ("HOME", home_path.as_str()),
+            ("CODEX_MODEL", "gpt-5.5"),
+            ("CODEX_BACKEND", backend),
+            ("APP_SERVER_INPUT", input),
+            ("LOG_LEVEL", "warn,codex_openai_proxy=info"),
+        ]);
+        let url = format!("{}/v1/chat/completions", server.base);
+        for _ in 0..2 {
+            let _ = timed_turn(http, &url, "warm up").await;
+        }
+        let mut failed = 0;
+        let median = |body: serde_json::Value, first: bool| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let mut samples = Vec::new();
+                let mut failed = 0;
+                for _ in 0..REAL_TURNS {
+                    match timed_request(&http, &url, &body).await {
+                        Some((f, turn)) => samples.push(if first { f } else { turn }),
+                        None => failed += 1,
+                    }
+                }
+                (percentile(&samples, 0.5), failed)
+            }
+        };
+        let mut figures = Vec::new();
+        for (body, first) in [
+            (conversation(2, true, "[[paced]]"), true),
+            (conversation(2, true, "[[paced]]"), false),
+            (conversation(1, false, ""), false),
+            (conversation(4, false, ""), false),
+            (conversation(4, true, ""), false),
+        ] {
+            let (figure, lost) = median(body, first).await;
+            failed += lost;
+            figures.push(figure);
+        }
+        println!(
+            "| {label} | {} | {} | {} | {} | {} | {failed} |",
+            ms(figures[0]),
+            ms(figures[1]),
+            ms(figures[2]),
+            ms(figures[3]),
+            ms(figures[4])
+        );
+        firsts.push(figures[0]);
+    }
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(f64::EPSILON);
+    println!(
+        "
+Paced first token with a tool offered, app-server with items against with the prompt: {:.2}x (lower is faster)",
+        ratio(firsts[2], firsts[1])
+    );
 }
 
 /// Memory: idle, then with many slow streams open at once.
@@ -312,8 +415,17 @@ async fn timed_turn(
     url: &str,
     prompt: &str,
 ) -> Option<(Duration, Duration)> {
+    timed_request(http, url, &chat(prompt, true)).await
+}
+
+/// [`timed_turn`] for any streamed request body.
+async fn timed_request(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Option<(Duration, Duration)> {
     let started = Instant::now();
-    let resp = http.post(url).json(&chat(prompt, true)).send().await.ok()?;
+    let resp = http.post(url).json(body).send().await.ok()?;
     if !resp.status().is_success() {
         return None;
     }

@@ -1,7 +1,9 @@
-//! The app-server wire against the real codex 0.169.0, without the real codex: the proxy's
+//! The app-server wire against the real codex 0.169.0 and 0.171.0, without the real codex: the proxy's
 //! app-server client drives fake-codex through a recorder (a shell script between the two that
 //! tees each direction to a file), and both directions are held against the real session in
-//! `../shared/codex-transcripts/app_server_single.wire.jsonl`, message kind by message kind:
+//! `../shared/codex-transcripts/` (`TRANSCRIPTS`: a plain turn, the client's tools as dynamic
+//! tools with single and parallel calls and raw events, injected history and tool results),
+//! message kind by message kind:
 //!
 //! - what the proxy sent: method names, and the params' keys at every level with their JSON
 //!   types (values such as ids, paths and text may differ);
@@ -21,8 +23,8 @@ use std::{
 
 use codex_openai_proxy::codex::app_server::{
     protocol::{
-        Incoming, InitializeResponse, Item, ItemCompleted, ThreadStartResponse, TurnNotification,
-        TurnStartResponse,
+        Incoming, InitializeResponse, Item, ItemCompleted, RawItem, RawItemCompleted,
+        ThreadStartResponse, ToolCallParams, TurnNotification, TurnStartResponse, TOOL_CALL,
     },
     ROUTED_METHODS,
 };
@@ -31,7 +33,16 @@ use serde_json::{json, Value};
 
 use crate::support::{chat, client_on, fake_codex, post_chat, sse_of};
 
-const TRANSCRIPT: &str = "app_server_single.wire.jsonl";
+/// The real sessions: a plain turn with reasoning (0.169.0), and the client's tools and an
+/// injected conversation (0.171.0, `experimentalApi`; codex-cli.md 5.1a).
+const TRANSCRIPTS: &[&str] = &[
+    "app_server_single.wire.jsonl",
+    "app_server_dynamic_tool.wire.jsonl",
+    "app_server_dynamic_tools_parallel.wire.jsonl",
+    "app_server_raw_events_parallel.wire.jsonl",
+    "app_server_inject_history.wire.jsonl",
+    "app_server_inject_tool_result.wire.jsonl",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Dir {
@@ -74,8 +85,55 @@ struct Extra {
     why: &'static str,
 }
 
+/// Paths whose value is the client's own JSON (a tool's JSON Schema): only its JSON type is
+/// compared.
+const OPAQUE: &[&str] = &["params.dynamicTools[].inputSchema"];
+
 fn extras() -> Vec<Extra> {
     vec![
+        Extra {
+            dir: Dir::ToServer,
+            kind: "thread/start",
+            message: json!({"method": "thread/start", "id": 2, "params": {
+                "cwd": "/tmp/w", "approvalPolicy": "never", "sandbox": "read-only", "ephemeral": true,
+                "developerInstructions": "Be brief.",
+            }}),
+            why: "a request's system messages as the thread's developer instructions \
+                  (ThreadStartParams' `developerInstructions`, codex-cli.md 5.1a); no transcript \
+                  has a session with them. tests/real_codex checks the params against the \
+                  installed codex's schema, and that the text reaches the model as a developer \
+                  message",
+        },
+        Extra {
+            dir: Dir::ToServer,
+            kind: "turn/interrupt",
+            message: json!({"method": "turn/interrupt", "id": 9, "params": {"threadId": "t", "turnId": "u"}}),
+            why: "the proxy ends the codex turn once the model's response ends in the client's \
+                  calls (and when a client leaves); the transcripts' sessions never interrupted. \
+                  What the real codex 0.171.0 does then is in codex-cli.md 5.1a",
+        },
+        Extra {
+            dir: Dir::ToClient,
+            kind: "result of turn/interrupt",
+            message: json!({"id": 9, "result": {}}),
+            why: "turn/interrupt's result, as the real codex 0.171.0 answered it with a call \
+                  pending",
+        },
+        Extra {
+            dir: Dir::ToClient,
+            kind: "rawResponseItem/completed (function_call)",
+            // Captured offline from the real codex 0.171.0: inject_items with raw events on.
+            message: json!({"method": "rawResponseItem/completed", "params": {"threadId": "01a23176-cbc6-7463-8768-da87bfcad2f5", "turnId": "auto-compact-0", "item": {"type": "function_call", "id": "fc_01a23176-cbf3-7ea3-80df-5369b10d1fd1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}", "call_id": "call_x1", "internal_chat_message_metadata_passthrough": {"turn_id": "auto-compact-0"}}}, "emittedAtMs": 1796126198771u64}),
+            why: "codex echoes each injected item as a raw item on the turn id \
+                  `auto-compact-0`, a call without the `status` the model's own calls have; the \
+                  transcripts never injected with raw events on",
+        },
+        Extra {
+            dir: Dir::ToClient,
+            kind: "rawResponseItem/completed (message)",
+            message: json!({"method": "rawResponseItem/completed", "params": {"threadId": "01a23176-cbc6-7463-8768-da87bfcad2f5", "turnId": "auto-compact-0", "item": {"type": "message", "id": "msg_01a23176-cbf3-7ea3-80df-535d2fdf3bc7", "role": "user", "content": [{"type": "input_text", "text": "Weather?"}], "internal_chat_message_metadata_passthrough": {"turn_id": "auto-compact-0", "create_time": 1796126198.771194, "content_item_kinds": ["unknown"]}}}, "emittedAtMs": 1796126198771u64}),
+            why: "the same echo of an injected user message",
+        },
         Extra {
             dir: Dir::ToServer,
             kind: "turn/start",
@@ -154,10 +212,10 @@ const NOT_PLAYED: &[(&str, &str)] = &[
 /// Item types the proxy reads from `item/completed`; any other type may parse as `Item::Other`.
 const READ_ITEMS: &[&str] = &["agentMessage", "reasoning", "commandExecution"];
 
-fn transcript_path() -> PathBuf {
+fn transcript_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/codex-transcripts")
-        .join(TRANSCRIPT)
+        .join(name)
 }
 
 /// One message and its kind: the method, `result of <method>` (or `error of`) for a response
@@ -208,23 +266,29 @@ fn classify(lines: Vec<(Dir, Value)>) -> Vec<Message> {
         .collect()
 }
 
+/// The messages of every real session, each session classified on its own (ids repeat).
 fn transcript() -> Vec<Message> {
-    let path = transcript_path();
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|err| panic!("the real transcript {}: {err}", path.display()));
-    classify(
-        text.lines()
-            .map(|line| {
-                let entry: Value = serde_json::from_str(line).unwrap();
-                let dir = match entry["dir"].as_str().unwrap() {
-                    "client->server" => Dir::ToServer,
-                    "server->client" => Dir::ToClient,
-                    other => panic!("{TRANSCRIPT}: unknown dir {other}"),
-                };
-                (dir, entry["msg"].clone())
-            })
-            .collect(),
-    )
+    TRANSCRIPTS
+        .iter()
+        .flat_map(|name| {
+            let path = transcript_path(name);
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|err| panic!("the real transcript {}: {err}", path.display()));
+            classify(
+                text.lines()
+                    .map(|line| {
+                        let entry: Value = serde_json::from_str(line).unwrap();
+                        let dir = match entry["dir"].as_str().unwrap() {
+                            "client->server" | "c2s" => Dir::ToServer,
+                            "server->client" | "s2c" => Dir::ToClient,
+                            other => panic!("{name}: unknown dir {other}"),
+                        };
+                        (dir, entry["msg"].clone())
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 fn json_type(value: &Value) -> &'static str {
@@ -255,6 +319,16 @@ fn shape_diff(
     optional: &[&str],
     out: &mut Vec<String>,
 ) {
+    if OPAQUE.contains(&path) {
+        if json_type(reference) != json_type(actual) {
+            out.push(format!(
+                "{path}: {} where the transcript has {}",
+                json_type(actual),
+                json_type(reference)
+            ));
+        }
+        return;
+    }
     match (reference, actual) {
         (Value::Object(want), Value::Object(have)) => {
             for (key, want_value) in want {
@@ -298,6 +372,8 @@ fn shape_diff(
                 out.extend(best);
             }
         }
+        // A field the transcript has as null is nullable: any value fits it.
+        (Value::Null, _) => {}
         _ if json_type(reference) != json_type(actual) => out.push(format!(
             "{}: {} where the transcript has {}",
             if path.is_empty() { "(message)" } else { path },
@@ -414,6 +490,21 @@ fn proxy_reading(message: &Message) -> Vec<String> {
                         &mut out,
                     );
                 }
+                Ok(TurnNotification::RawItemCompleted(RawItemCompleted {
+                    item: RawItem::Other,
+                    thread_id,
+                    turn_id,
+                })) => {
+                    if params["item"]["type"] == "function_call" {
+                        out.push("the proxy reads a function call as an item it ignores".into());
+                    }
+                    lost(
+                        "params",
+                        &json!({"threadId": thread_id, "turnId": turn_id}),
+                        &params,
+                        &mut out,
+                    );
+                }
                 Ok(parsed) => lost(
                     "",
                     &serde_json::to_value(parsed).unwrap(),
@@ -422,6 +513,9 @@ fn proxy_reading(message: &Message) -> Vec<String> {
                 ),
                 Err(err) => out.push(format!("the proxy cannot read it: {err}")),
             }
+        }
+        Incoming::ServerRequest { method, params, .. } if method == TOOL_CALL => {
+            reads_as::<ToolCallParams>(&params, &mut out)
         }
         Incoming::Error { .. } if message.kind.starts_with("error of ") => {}
         Incoming::Response { result, .. } => match message.kind.as_str() {
@@ -620,7 +714,36 @@ async fn the_proxy_and_fake_codex_speak_the_real_app_server_wire() {
             .await,
     )
     .await;
-    let recorded = recorder.after_unsubscribes(2).await;
+    // The client's tools and an earlier conversation, natively: a call and its result, two
+    // calls in one response, a conversation of earlier turns, and a strict tool's broken call
+    // sent back to the model as a failed call.
+    let tool = |strict: bool, city: &str| {
+        json!({"type": "function", "function": {"name": "get_weather", "description": "The weather.",
+            "strict": strict,
+            "parameters": {"type": "object", "properties": {"city": {"type": city}}, "required": ["city"], "additionalProperties": false}}})
+    };
+    let ask = json!({"role": "user", "content": "Weather in Paris? [[tool_flow]]"});
+    let first =
+        json!({"model": "codex-local", "tools": [tool(false, "string")], "messages": [ask]});
+    let (call_status, call) = post_chat(&cli, &first).await;
+    let message = call["choices"][0]["message"].clone();
+    let answer = json!({"model": "codex-local", "tools": [tool(false, "string")], "messages": [
+        ask, message,
+        {"role": "tool", "tool_call_id": message["tool_calls"][0]["id"], "content": "Sunny"}]});
+    let (answer_status, answered) = post_chat(&cli, &answer).await;
+    let parallel = json!({"model": "codex-local", "tools": [tool(false, "string")], "messages": [
+        {"role": "user", "content": "Paris and Rome? [[tool_flow:2]]"}]});
+    let (parallel_status, two) = post_chat(&cli, &parallel).await;
+    let history = json!({"model": "codex-local", "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "And now? [[items]]"}]});
+    let (history_status, items) = post_chat(&cli, &history).await;
+    let strict =
+        json!({"model": "codex-local", "tools": [tool(true, "integer")], "messages": [ask]});
+    let (strict_status, refused) = post_chat(&cli, &strict).await;
+    let recorded = recorder.after_unsubscribes(7).await;
     drop(cli);
 
     let mut references = transcript();
@@ -662,7 +785,7 @@ async fn the_proxy_and_fake_codex_speak_the_real_app_server_wire() {
     }
     assert!(
         failures.is_empty(),
-        "the app-server wire differs from the real codex 0.169.0 session ({TRANSCRIPT}):\n{}",
+        "the app-server wire differs from the real codex sessions ({TRANSCRIPTS:?}):\n{}",
         failures.join("\n")
     );
 
@@ -689,4 +812,31 @@ async fn the_proxy_and_fake_codex_speak_the_real_app_server_wire() {
         .collect();
     assert!(reasoning_text.contains("Thinking"), "{events:?}");
     assert_eq!(events.last(), Some(&json!("[DONE]")));
+
+    assert_eq!(call_status, 200, "{call}");
+    assert_eq!(call["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(answer_status, 200, "{answered}");
+    assert_eq!(
+        answered["choices"][0]["message"]["content"],
+        "The tool says: Sunny"
+    );
+    assert_eq!(parallel_status, 200, "{two}");
+    assert_eq!(
+        two["choices"][0]["message"]["tool_calls"]
+            .as_array()
+            .map(Vec::len),
+        Some(2),
+        "{two}"
+    );
+    assert_eq!(history_status, 200, "{items}");
+    let seen: Value =
+        serde_json::from_str(items["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(seen["developer"], "Be brief.", "{seen}");
+    assert_eq!(seen["items"].as_array().map(Vec::len), Some(2), "{seen}");
+    // fake-codex's model answers the failed call's text instead of calling again.
+    assert_eq!(strict_status, 200, "{refused}");
+    let said = refused["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap();
+    assert!(said.contains("do not match its schema"), "{refused}");
 }

@@ -42,8 +42,9 @@ const SHAPES: &[(&str, &[&str], Option<&str>)] = &[
     ("tool_call_string_args", &["{\"city\":\"Paris\"}"], None),
 ];
 
-/// On both backends, against the same snapshots: the calls are read from whole messages, so
-/// app-server's token pieces change nothing here.
+/// The prompt-based tools on both backends (app-server with `APP_SERVER_INPUT=prompt`), against
+/// the same snapshots: the calls are read from whole messages, so app-server's token pieces
+/// change nothing here. app-server's native tools are in native_tools.rs.
 #[tokio::test]
 async fn every_call_shape_streamed_and_not() {
     for backend in BACKENDS {
@@ -52,7 +53,7 @@ async fn every_call_shape_streamed_and_not() {
 }
 
 async fn every_call_shape_on(backend: &str) {
-    let cli = client_on(backend, &[]);
+    let cli = client_on(backend, &[("APP_SERVER_INPUT", "prompt")]);
     for (shape, arguments, prose) in SHAPES {
         let prompt = format!("Weather? [[{shape}]]");
         let (status, body) = json_of(

@@ -8,8 +8,9 @@
 use std::process::Stdio;
 
 use codex_openai_proxy::codex::app_server::protocol::{
-    ClientInfo, InitializeParams, ModelListParams, ThreadStartParams, ThreadUnsubscribeParams,
-    TurnInterruptParams, TurnNotification, TurnStartParams, UserInput,
+    Capabilities, ClientInfo, ContentItem, DynamicToolSpec, InitializeParams, ModelListParams,
+    ResponseItem, ThreadInjectItemsParams, ThreadStartParams, ThreadUnsubscribeParams,
+    ToolCallResult, ToolContent, TurnInterruptParams, TurnNotification, TurnStartParams, UserInput,
 };
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -122,7 +123,13 @@ impl Schemas {
     fn generate() -> Schemas {
         let dir = tempfile::tempdir().unwrap();
         let status = std::process::Command::new(real_codex())
-            .args(["app-server", "generate-json-schema", "--out"])
+            // With the experimental API, which the proxy asks for (dynamic tools, raw events).
+            .args([
+                "app-server",
+                "generate-json-schema",
+                "--experimental",
+                "--out",
+            ])
             .arg(dir.path())
             .status()
             .unwrap();
@@ -151,6 +158,8 @@ impl Schemas {
             "item/completed" => "v2/ItemCompletedNotification.json",
             "thread/tokenUsage/updated" => "v2/ThreadTokenUsageUpdatedNotification.json",
             "error" => "v2/ErrorNotification.json",
+            "rawResponseItem/completed" => "v2/RawResponseItemCompletedNotification.json",
+            "rawResponse/completed" => "v2/RawResponseCompletedNotification.json",
             "turn/completed" => "v2/TurnCompletedNotification.json",
             other => panic!("not a routed method: {other}"),
         };
@@ -173,9 +182,12 @@ fn the_requests_the_proxy_sends_follow_the_installed_codexs_schema() {
                 title: Some("codex-openai-proxy".into()),
                 version: "0.1.0".into(),
             },
+            capabilities: Capabilities {
+                experimental_api: true,
+            },
         }),
     );
-    for model in [None, Some("gpt-5.5".to_owned())] {
+    for (model, tools) in [(None, false), (Some("gpt-5.5".to_owned()), true)] {
         schemas.check(
             "v2/ThreadStartParams.json",
             &value(ThreadStartParams {
@@ -184,9 +196,64 @@ fn the_requests_the_proxy_sends_follow_the_installed_codexs_schema() {
                 approval_policy: "never".into(),
                 sandbox: "read-only".into(),
                 ephemeral: true,
+                developer_instructions: tools.then(|| "Be brief.".into()),
+                dynamic_tools: if tools {
+                    vec![DynamicToolSpec {
+                        kind: "function".into(),
+                        name: "get_weather".into(),
+                        description: "The weather.".into(),
+                        input_schema: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+                    }]
+                } else {
+                    vec![]
+                },
+                experimental_raw_events: tools,
             }),
         );
     }
+    schemas.check(
+        "v2/ThreadInjectItemsParams.json",
+        &value(ThreadInjectItemsParams {
+            thread_id: "t".into(),
+            items: vec![
+                ResponseItem::Message {
+                    role: "user".into(),
+                    content: vec![
+                        ContentItem::InputText {
+                            text: "Look".into(),
+                        },
+                        ContentItem::InputImage {
+                            image_url: "data:image/png;base64,iVBORw0KGgo=".into(),
+                        },
+                    ],
+                },
+                ResponseItem::Message {
+                    role: "assistant".into(),
+                    content: vec![ContentItem::OutputText {
+                        text: "A PNG.".into(),
+                    }],
+                },
+                ResponseItem::FunctionCall {
+                    call_id: "call_1".into(),
+                    name: "get_weather".into(),
+                    arguments: "{\"city\":\"Paris\"}".into(),
+                },
+                ResponseItem::FunctionCallOutput {
+                    call_id: "call_1".into(),
+                    output: "Sunny".into(),
+                },
+            ],
+        }),
+    );
+    schemas.check(
+        "DynamicToolCallResponse.json",
+        &value(ToolCallResult {
+            content_items: vec![ToolContent::InputText {
+                text: "Invalid arguments".into(),
+            }],
+            success: false,
+        }),
+    );
     schemas.check(
         "v2/TurnStartParams.json",
         &value(TurnStartParams {

@@ -8,6 +8,7 @@ mod doctor;
 mod doctor_output;
 mod fidelity;
 mod mock_model;
+mod native_tools;
 
 use std::time::Duration;
 
@@ -170,8 +171,13 @@ async fn every_provider_failure_maps_to_its_openai_error() {
     }
 }
 
+/// The exec backend's tools, described in the prompt; the app-server backend offers them as
+/// function tools (native_tools.rs), so the mock model's prompt-reading answer does not apply.
 #[tokio::test]
 async fn a_tool_call_round_trip() {
+    if backend() == "app-server" {
+        return;
+    }
     let setup = setup(&[]).await;
     let tool = json!({"type": "function", "function": {"name": "get_weather",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}});

@@ -267,6 +267,82 @@ fn tool_answer(prompt: &str) -> String {
     }
 }
 
+/// The tools codex offers of its own (every name seen in the recorded requests of
+/// `../shared/codex-transcripts`, plus the reserved and plan tools): a function tool with any
+/// other name in a request is the client's.
+pub const CODEX_TOOLS: &[&str] = &[
+    "exec_command",
+    "write_stdin",
+    "shell_command",
+    "request_user_input",
+    "apply_patch",
+    "update_plan",
+    "view_image",
+    "get_goal",
+    "create_goal",
+    "update_goal",
+    "tool_search",
+    "web_search",
+];
+
+/// The name of the first function tool in the request that is not one of codex's own.
+fn client_tool(request: &Value) -> Option<String> {
+    request["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|tool| tool["type"] == "function")
+        .filter_map(|tool| tool["name"].as_str())
+        .find(|name| !CODEX_TOOLS.contains(name))
+        .map(str::to_owned)
+}
+
+/// The outputs of the tool calls answered since the newest user message: a string output as it
+/// is, an array of content parts as its texts run together.
+fn tool_outputs(request: &Value) -> Vec<String> {
+    let input = request["input"].as_array().cloned().unwrap_or_default();
+    let after_user = input
+        .iter()
+        .rposition(|item| item["role"] == "user")
+        .map_or(0, |at| at + 1);
+    input[after_user..]
+        .iter()
+        .filter(|item| item["type"] == "function_call_output")
+        .map(|item| match &item["output"] {
+            Value::String(text) => text.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|part| part["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(""),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// `[[native_tool]]` / `[[native_tools_parallel]]`: a model that calls the client's own tool
+/// (offered natively, as a function tool of the request) once per city in one response, and
+/// once the outputs are back, says what they were.
+fn native_tools(request: &Value, cities: &[&str]) -> Response {
+    let outputs = tool_outputs(request);
+    if !outputs.is_empty() {
+        return sse(&answer(&format!("The tool says: {}", outputs.join("; "))));
+    }
+    let Some(tool) = client_tool(request) else {
+        return sse(&answer("No tools were offered."));
+    };
+    let mut events = vec![created()];
+    events.extend(cities.iter().enumerate().map(|(i, city)| {
+        json!({"type": "response.output_item.done", "output_index": i, "item": {
+            "type": "function_call", "id": format!("fc_{}", i + 1),
+            "call_id": format!("call_native_{}", i + 1), "name": tool,
+            "arguments": json!({"city": city}).to_string()
+        }})
+    }));
+    events.push(completed());
+    sse(&events)
+}
+
 #[handler]
 async fn responses(
     Json(request): Json<Value>,
@@ -332,6 +408,8 @@ async fn responses(
             }
         }
         "tool_flow" => sse(&answer(&tool_answer(&prompt))),
+        "native_tool" => native_tools(&request, &["Paris"]),
+        "native_tools_parallel" => native_tools(&request, &["Paris", "Rome"]),
         "http401" => http_error(
             StatusCode::UNAUTHORIZED,
             "Incorrect API key provided: sk-mock.",
@@ -391,4 +469,77 @@ async fn responses(
         }
         _ => sse(&answer(TEXT)),
     }
+}
+
+/// The output items and the answer text of an SSE body from this mock.
+fn parse_sse(body: &str) -> (Vec<Value>, String) {
+    let events: Vec<Value> = body
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect();
+    let items = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_item.done")
+        .map(|e| e["item"].clone())
+        .collect::<Vec<_>>();
+    let text = items
+        .iter()
+        .filter(|i| i["type"] == "message")
+        .map(|i| i["content"][0]["text"].as_str().unwrap_or("").to_owned())
+        .collect();
+    (items, text)
+}
+
+#[tokio::test]
+async fn the_native_tool_markers_call_the_clients_first_tool_then_report_its_outputs() {
+    let mock = MockModel::start().await;
+    let client = reqwest::Client::new();
+    let ask = |input: Value| {
+        let request = json!({"model": "gpt-5.5", "input": input, "tools": [
+            {"type": "function", "name": "request_user_input", "parameters": {}},
+            {"type": "custom", "name": "apply_patch"},
+            {"type": "function", "name": "get_weather", "parameters": {}},
+            {"type": "function", "name": "get_time", "parameters": {}},
+            {"type": "web_search"}
+        ]});
+        let post = client
+            .post(format!("{}/responses", mock.base_url))
+            .json(&request);
+        async move { parse_sse(&post.send().await.unwrap().text().await.unwrap()) }
+    };
+    let user = |text: &str| json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]});
+    let (items, _) = ask(json!([user("weather? [[native_tools_parallel]]")])).await;
+    let calls: Vec<_> = items
+        .iter()
+        .map(|i| json!([i["type"], i["name"], i["call_id"], i["arguments"]]))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            json!([
+                "function_call",
+                "get_weather",
+                "call_native_1",
+                "{\"city\":\"Paris\"}"
+            ]),
+            json!([
+                "function_call",
+                "get_weather",
+                "call_native_2",
+                "{\"city\":\"Rome\"}"
+            ])
+        ]
+    );
+    let (items, _) = ask(json!([user("weather? [[native_tool]]")])).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let (_, text) = ask(json!([
+        user("weather? [[native_tools_parallel]]"),
+        {"type": "function_call", "call_id": "call_native_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call", "call_id": "call_native_2", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_native_1", "output": "18 C"},
+        {"type": "function_call_output", "call_id": "call_native_2", "output": [{"type": "input_text", "text": "21 C"}]}
+    ]))
+    .await;
+    assert_eq!(text, "The tool says: 18 C; 21 C");
 }

@@ -22,7 +22,8 @@ use tokio::{
 use tracing::Instrument;
 
 use super::protocol::{
-    Incoming, Outgoing, RateLimitsUpdated, RpcError, TurnNotification, RATE_LIMITS_UPDATED,
+    Incoming, Outgoing, RateLimitsUpdated, Request, RpcError, ToolCallParams, ToolCallResult,
+    TurnNotification, RATE_LIMITS_UPDATED, TOOL_CALL,
 };
 use crate::codex::plan_limits::PlanLimits;
 use crate::codex::{
@@ -38,6 +39,12 @@ use crate::error::ProxyError;
 #[derive(Debug)]
 pub enum Routed {
     Notification(TurnNotification),
+    /// codex asks for the result of a call of one of the client's tools; `id` is the request's
+    /// JSON-RPC id, to answer with [`Connection::answer_tool_call`].
+    ToolCall {
+        id: Value,
+        params: ToolCallParams,
+    },
     /// The process ended; no more notifications will come.
     Exited(ExitReport),
 }
@@ -131,8 +138,24 @@ impl Connection {
         Ok(connection)
     }
 
+    /// Sends request `R` and waits for its result.
+    pub async fn request<R: Request>(&self, params: &R::Params) -> Result<R::Result, CallError> {
+        self.call(R::METHOD, params).await
+    }
+
+    /// Sends request `R` without waiting for its result (cleanup from a `Drop`).
+    pub fn request_detached<R: Request>(&self, params: &R::Params) {
+        self.call_detached(R::METHOD, params);
+    }
+
+    /// Answers codex's `item/tool/call` request `id` with the call's result.
+    pub fn answer_tool_call(&self, id: &Value, result: ToolCallResult) {
+        let reply = serde_json::json!({"id": id, "result": result});
+        let _ = self.stdin.send(reply.to_string());
+    }
+
     /// Sends a request and waits for its result.
-    pub async fn call<P: Serialize, R: DeserializeOwned>(
+    async fn call<P: Serialize, R: DeserializeOwned>(
         &self,
         method: &str,
         params: &P,
@@ -152,8 +175,8 @@ impl Connection {
         Ok(serde_json::from_value(result)?)
     }
 
-    /// Sends a request whose result nobody waits for (cleanup from a `Drop`).
-    pub fn call_detached<P: Serialize>(&self, method: &str, params: &P) {
+    /// Sends a request whose result nobody waits for.
+    fn call_detached<P: Serialize>(&self, method: &str, params: &P) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if let Ok(params) = serde_json::to_value(params) {
             self.send(method, Some(id), Some(params));
@@ -293,15 +316,25 @@ fn dispatch(state: &ReaderState, bytes: &[u8]) {
     match message {
         Incoming::Response { id, result } => answer(state, id, Ok(result)),
         Incoming::Error { id, error } => answer(state, id, Err(error)),
+        Incoming::ServerRequest { id, method, params } if method == TOOL_CALL => {
+            match serde_json::from_value::<ToolCallParams>(params) {
+                Ok(params) => {
+                    let routes = state.routes.lock().expect("routes lock");
+                    if let Some(tx) = routes.get(&params.thread_id) {
+                        let _ = tx.send(Routed::ToolCall { id, params });
+                        return;
+                    }
+                    tracing::debug!("a tool call for a thread no run waits for");
+                }
+                Err(err) => tracing::warn!(%err, "a tool call this proxy cannot read"),
+            }
+            decline(state, &id);
+        }
         Incoming::ServerRequest { id, method, .. } => {
             // With approvalPolicy "never" codex asks nothing; anything else is declined so the
             // turn does not wait for an answer that never comes.
             tracing::warn!(%method, "declining a request from codex app-server");
-            let reply = serde_json::json!({
-                "id": id,
-                "error": {"code": -32601, "message": "not supported by this client"}
-            });
-            let _ = state.stdin.send(reply.to_string());
+            decline(state, &id);
         }
         Incoming::Notification { method, params } if method == RATE_LIMITS_UPDATED => {
             match serde_json::from_value::<RateLimitsUpdated>(params) {
@@ -312,7 +345,7 @@ fn dispatch(state: &ReaderState, bytes: &[u8]) {
             }
         }
         Incoming::Notification { method, params } => {
-            if !super::ROUTED_METHODS.contains(&method.as_str()) {
+            if !TurnNotification::METHODS.contains(&method.as_str()) {
                 tracing::trace!(%method, "codex app-server notification");
                 return;
             }
@@ -335,6 +368,15 @@ fn dispatch(state: &ReaderState, bytes: &[u8]) {
             }
         }
     }
+}
+
+/// Answers a request from codex that nobody here can answer, so nothing waits for it.
+fn decline(state: &ReaderState, id: &Value) {
+    let reply = serde_json::json!({
+        "id": id,
+        "error": {"code": -32601, "message": "not supported by this client"}
+    });
+    let _ = state.stdin.send(reply.to_string());
 }
 
 fn answer(state: &ReaderState, id: i64, result: Result<Value, RpcError>) {

@@ -6,6 +6,7 @@
 //! `Exited`), reports the failure on `/health`, and starts it again after a backoff.
 
 mod connection;
+mod items;
 pub mod protocol;
 mod turn;
 
@@ -21,34 +22,30 @@ use tokio::sync::{mpsc, watch};
 
 use self::{
     connection::{CallError, Connection, OnLimits},
+    items::thread_input,
     protocol::{
-        AccountReadParams, AccountReadResponse, ClientInfo, InitializeParams, InitializeResponse,
-        ModelListParams, ModelListResponse, RateLimitsRead, ThreadStartParams, ThreadStartResponse,
-        TurnStartParams, TurnStartResponse, UserInput, OVERLOADED,
+        AccountRateLimitsRead, AccountRead, AccountReadParams, Capabilities, ClientInfo,
+        Initialize, InitializeParams, ModelList, ModelListParams, ThreadInjectItems,
+        ThreadInjectItemsParams, ThreadStart, ThreadStartParams, TurnStart, TurnStartParams,
+        UserInput, OVERLOADED,
     },
-    turn::ThreadLease,
+    turn::{Offered, ThreadLease},
 };
 use super::{
     exec::{chat_overrides, effective_sandbox, Attachments, WorkDir},
     launch::{codex_env, resolve_program, VersionProbe},
-    Backend, CodexModel, CodexStatus, RunStream, Turn,
+    Backend, CodexModel, CodexStatus, RunStream, Turn, TurnInput,
 };
+use crate::conversation::Part;
 use crate::{
     codex::plan_limits::{PlanLimits, SharedPlanLimits},
-    config::Config,
+    config::{AppServerInput, Config},
     error::{FailureKind, ProxyError},
     metrics::AppServerMetrics,
 };
 
 /// Notifications the reader routes to a run; all others are skipped unparsed.
-pub const ROUTED_METHODS: &[&str] = &[
-    "item/agentMessage/delta",
-    "item/reasoning/summaryTextDelta",
-    "item/completed",
-    "thread/tokenUsage/updated",
-    "error",
-    "turn/completed",
-];
+pub const ROUTED_METHODS: &[&str] = protocol::TurnNotification::METHODS;
 
 /// How long the handshake and each set-up request may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -118,6 +115,7 @@ impl Settings {
 
 pub struct AppServerBackend {
     settings: Settings,
+    input: AppServerInput,
     /// The plan's limits as the process last reported them; kept across restarts.
     limits: SharedPlanLimits,
     /// The models codex offers, refreshed in the background.
@@ -155,6 +153,7 @@ impl AppServerBackend {
             (login, login_fix),
         ));
         AppServerBackend {
+            input: config.app_server_input,
             limits,
             models,
             version: VersionProbe::new(&settings.codex_path, settings.codex_home.as_deref()),
@@ -206,36 +205,67 @@ impl AppServerBackend {
     }
 }
 
-/// Starts `turn` on a new thread of `connection`.
+/// Starts `turn` on a new thread of `connection`: the conversation's earlier turns injected as
+/// items, the client's tools offered as dynamic tools, the last user message as the input.
 async fn start_turn(
     connection: Arc<Connection>,
     settings: Settings,
     turn: Turn,
 ) -> Result<RunStream, ProxyError> {
-    let files = Attachments::write(&turn, false)?;
+    let thread_input = match turn.input {
+        TurnInput::Items {
+            conversation,
+            tools,
+            instructions,
+        } => {
+            let input = thread_input(conversation, tools.as_deref(), instructions);
+            (input, tools)
+        }
+        // A prompt already rendered: one user message.
+        TurnInput::Prompt { text, images } => {
+            let mut input = vec![Part::Text(text)];
+            input.extend(images.into_iter().map(Part::Image));
+            (
+                items::ThreadInput {
+                    developer_instructions: None,
+                    tools: Vec::new(),
+                    history: Vec::new(),
+                    input,
+                    known_calls: Default::default(),
+                    aliases: Default::default(),
+                },
+                None,
+            )
+        }
+    };
+    let (thread_input, tools) = thread_input;
+    let images: Vec<_> = thread_input
+        .input
+        .iter()
+        .filter_map(|part| match part {
+            Part::Image(image) => Some(image.clone()),
+            Part::Text(_) => None,
+        })
+        .collect();
+    let files = Attachments::write(&images, None)?;
+    drop(images);
     let workdir = WorkDir::new(settings.workdir.as_ref())?;
-    let thread: ThreadStartResponse = timed(connection.call(
-        "thread/start",
-        &ThreadStartParams {
-            model: turn.model.clone(),
-            cwd: workdir.path().display().to_string(),
-            approval_policy: "never".into(),
-            sandbox: settings.sandbox.into(),
-            ephemeral: true,
-        },
-    ))
+    let offered_tools = !thread_input.tools.is_empty();
+    let thread = timed(connection.request::<ThreadStart>(&ThreadStartParams {
+        model: turn.model.clone(),
+        cwd: workdir.path().display().to_string(),
+        approval_policy: "never".into(),
+        sandbox: settings.sandbox.into(),
+        ephemeral: true,
+        developer_instructions: thread_input.developer_instructions,
+        dynamic_tools: thread_input.tools,
+        experimental_raw_events: offered_tools,
+    }))
     .await?;
     // Marked before the turn is sent: a turn that crashes the process must find it marked.
     connection.served_a_turn();
     let (tx, rx) = mpsc::unbounded_channel();
     connection.route(&thread.thread.id, tx);
-    let mut input = vec![UserInput::Text {
-        text: turn.prompt,
-        text_elements: Vec::new(),
-    }];
-    input.extend(files.image_paths().map(|path| UserInput::LocalImage {
-        path: path.display().to_string(),
-    }));
     let mut lease = ThreadLease {
         connection: connection.clone(),
         thread_id: thread.thread.id.clone(),
@@ -244,24 +274,54 @@ async fn start_turn(
         _files: files,
         _workdir: workdir,
     };
-    let started: TurnStartResponse = timed(connection.call(
-        "turn/start",
-        &TurnStartParams {
-            thread_id: thread.thread.id,
-            input,
-            effort: turn.effort,
-            output_schema: turn.output_schema,
-        },
-    ))
+    if !thread_input.history.is_empty() {
+        timed(
+            connection.request::<ThreadInjectItems>(&ThreadInjectItemsParams {
+                thread_id: thread.thread.id.clone(),
+                items: thread_input.history,
+            }),
+        )
+        .await?;
+    }
+    let mut image_paths = lease._files.image_paths();
+    let input = thread_input
+        .input
+        .into_iter()
+        .filter_map(|part| match part {
+            Part::Text(text) => Some(UserInput::Text {
+                text,
+                text_elements: Vec::new(),
+            }),
+            Part::Image(_) => image_paths.next().map(|path| UserInput::LocalImage {
+                path: path.display().to_string(),
+            }),
+        })
+        .collect();
+    drop(image_paths);
+    let started = timed(connection.request::<TurnStart>(&TurnStartParams {
+        thread_id: thread.thread.id,
+        input,
+        effort: turn.effort,
+        output_schema: turn.output_schema,
+    }))
     .await?;
     tracing::debug!(thread = %lease.thread_id, turn = %started.turn.id, "codex turn started on the app-server");
     lease.turn_id = Some(started.turn.id);
-    Ok(turn::events(lease, rx))
+    let offered = Offered {
+        tools: tools.filter(|_| offered_tools),
+        known_calls: thread_input.known_calls,
+        aliases: thread_input.aliases,
+    };
+    Ok(turn::events(lease, rx, offered))
 }
 
 impl Backend for AppServerBackend {
     fn run(&self, turn: Turn) -> BoxFuture<'_, Result<RunStream, ProxyError>> {
         self.start(turn).boxed()
+    }
+
+    fn takes_items(&self) -> bool {
+        self.input == AppServerInput::Items
     }
 
     fn models(&self) -> Vec<CodexModel> {
@@ -374,8 +434,7 @@ impl Session {
 /// The plan's limits, read; `None` when the login has none (codex refuses the read without a
 /// ChatGPT login).
 async fn read_plan_limits(connection: &Connection) -> Result<Option<PlanLimits>, ProxyError> {
-    let params = serde_json::json!({});
-    let read = connection.call::<_, RateLimitsRead>("account/rateLimits/read", &params);
+    let read = connection.request::<AccountRateLimitsRead>(&AccountReadParams {});
     match tokio::time::timeout(CALL_TIMEOUT, read).await {
         Ok(Ok(read)) => Ok(Some(read.rate_limits.into_limits()).filter(PlanLimits::is_known)),
         Ok(Err(CallError::Rpc(error))) if error.code == -32600 => Ok(None),
@@ -423,8 +482,7 @@ async fn read_account(
 
 /// Asks `connection` which login codex runs with.
 async fn read_login(connection: &Connection) -> Result<Login, ProxyError> {
-    let read: AccountReadResponse =
-        timed(connection.call("account/read", &AccountReadParams {})).await?;
+    let read = timed(connection.request::<AccountRead>(&AccountReadParams {})).await?;
     Ok(match read.account {
         None if read.requires_openai_auth => Login::Missing,
         None => Login::NotNeeded,
@@ -502,8 +560,7 @@ async fn fetch_models(connection: &Connection) -> Result<Vec<CodexModel>, ProxyE
     let mut models = Vec::new();
     let mut cursor = None;
     for _ in 0..MAX_MODEL_PAGES {
-        let page: ModelListResponse =
-            timed(connection.call("model/list", &ModelListParams { cursor })).await?;
+        let page = timed(connection.request::<ModelList>(&ModelListParams { cursor })).await?;
         models.extend(page.data.into_iter().filter(|m| !m.hidden).map(|m| {
             CodexModel {
                 id: m.id,
@@ -621,8 +678,11 @@ async fn launch(settings: &Settings, on_limits: OnLimits) -> Result<Arc<Connecti
             title: Some("codex-openai-proxy".into()),
             version: env!("CARGO_PKG_VERSION").into(),
         },
+        capabilities: Capabilities {
+            experimental_api: true,
+        },
     };
-    let handshake = connection.call::<_, InitializeResponse>("initialize", &params);
+    let handshake = connection.request::<Initialize>(&params);
     match tokio::time::timeout(CALL_TIMEOUT, handshake).await {
         Ok(Ok(response)) => {
             tracing::debug!(user_agent = %response.user_agent, "codex app-server initialized");

@@ -6,11 +6,53 @@
 //! `fake-codex app-server` does not share these types: it spells the wire its own way, after the
 //! real transcripts (`fake-codex/app_server/wire.rs`), so a field renamed here is one it no
 //! longer understands. `tests/it/app_server_wire.rs` holds both sides' messages against the real
-//! session in `../shared/codex-transcripts/app_server_single.wire.jsonl`, field by field, and
-//! the real-codex suite checks them against the real CLI.
+//! sessions in `../shared/codex-transcripts/app_server_*.wire.jsonl`, field by field, and the
+//! real-codex suite checks them against the installed codex's schema (experimental API
+//! included: dynamic tools and raw events need it).
+//!
+//! Each request is declared once (`requests!`), its method beside its params and result;
+//! each routed notification likewise (`notifications!`).
 
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
+
+/// A request the proxy sends: its method name, paired once with its params and its result.
+pub trait Request {
+    const METHOD: &'static str;
+    type Params: Serialize;
+    type Result: DeserializeOwned;
+}
+
+/// Declares each request as a type that pairs its method with its params and result, as
+/// codex's own protocol crate does: the name is written in one place only.
+macro_rules! requests {
+    ($($(#[$doc:meta])* $name:ident = $method:literal ($params:ty) -> $result:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub enum $name {}
+            impl Request for $name {
+                const METHOD: &'static str = $method;
+                type Params = $params;
+                type Result = $result;
+            }
+        )*
+    };
+}
+
+requests! {
+    /// The handshake; `initialized` follows as a notification.
+    Initialize = "initialize" (InitializeParams) -> InitializeResponse;
+    ThreadStart = "thread/start" (ThreadStartParams) -> ThreadStartResponse;
+    /// Puts earlier turns into a thread as Responses API items (stable, no capability).
+    ThreadInjectItems = "thread/inject_items" (ThreadInjectItemsParams) -> Value;
+    TurnStart = "turn/start" (TurnStartParams) -> TurnStartResponse;
+    TurnInterrupt = "turn/interrupt" (TurnInterruptParams) -> Value;
+    ThreadUnsubscribe = "thread/unsubscribe" (ThreadUnsubscribeParams) -> Value;
+    ModelList = "model/list" (ModelListParams) -> ModelListResponse;
+    AccountRead = "account/read" (AccountReadParams) -> AccountReadResponse;
+    /// Needs a ChatGPT login: codex refuses it with -32600 otherwise.
+    AccountRateLimitsRead = "account/rateLimits/read" (AccountReadParams) -> RateLimitsRead;
+}
 
 /// JSON-RPC error code for "Server overloaded; retry later."
 pub const OVERLOADED: i64 = -32001;
@@ -62,6 +104,14 @@ pub struct RpcError {
 #[serde(rename_all = "camelCase")]
 pub struct InitializeParams {
     pub client_info: ClientInfo,
+    pub capabilities: Capabilities,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    /// Needed for `dynamicTools` and `experimentalRawEvents` on `thread/start`.
+    pub experimental_api: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +138,73 @@ pub struct ThreadStartParams {
     pub approval_policy: String,
     pub sandbox: String,
     pub ephemeral: bool,
+    /// The request's system and developer messages; codex sends them to the model as a
+    /// developer message after its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub developer_instructions: Option<String>,
+    /// The client's function tools, offered to the model beside codex's own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dynamic_tools: Vec<DynamicToolSpec>,
+    /// `rawResponseItem/completed` and `rawResponse/completed`: the only signal that a model
+    /// response is over, and so that it holds no further tool calls.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub experimental_raw_events: bool,
+}
+
+/// One client tool as codex takes it (`DynamicToolSpec`, function kind).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DynamicToolSpec {
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub description: String,
+    pub input_schema: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadInjectItemsParams {
+    pub thread_id: String,
+    pub items: Vec<ResponseItem>,
+}
+
+/// A Responses API input item, as `thread/inject_items` takes it (snake_case, as OpenAI's
+/// Responses API spells them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseItem {
+    Message {
+        /// `user`, `assistant` or `developer` (codex drops `system` silently).
+        role: String,
+        content: Vec<ContentItem>,
+    },
+    FunctionCall {
+        call_id: String,
+        name: String,
+        /// JSON-encoded, as the model wrote them.
+        arguments: String,
+    },
+    FunctionCallOutput {
+        call_id: String,
+        output: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentItem {
+    InputText {
+        text: String,
+    },
+    OutputText {
+        text: String,
+    },
+    /// A `data:` URL.
+    InputImage {
+        image_url: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,23 +264,102 @@ pub struct ThreadUnsubscribeParams {
     pub thread_id: String,
 }
 
-/// The notifications of a turn the proxy acts on, by `method`. Others (`item/started`,
-/// `thread/status/changed`, rate limits, ...) parse as `Other`.
+/// Declares the notifications a run acts on: each method name once, beside its params type
+/// (every one of which carries the `threadId` it is routed by).
+macro_rules! notifications {
+    ($($(#[$doc:meta])* $variant:ident($params:ty) = $method:literal,)*) => {
+        /// The notifications of a turn the proxy acts on, by `method`. The others
+        /// (`item/started`, `thread/status/changed`, ...) are never parsed.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "method", content = "params")]
+        pub enum TurnNotification {
+            $($(#[$doc])* #[serde(rename = $method)] $variant($params),)*
+        }
+
+        impl TurnNotification {
+            /// Every method above: the ones the reader routes to a run.
+            pub const METHODS: &'static [&'static str] = &[$($method),*];
+
+            /// The thread a notification belongs to, for routing.
+            pub fn thread_id(&self) -> &str {
+                match self {
+                    $(TurnNotification::$variant(n) => &n.thread_id,)*
+                }
+            }
+        }
+    };
+}
+
+notifications! {
+    AgentMessageDelta(TextDelta) = "item/agentMessage/delta",
+    ReasoningSummaryDelta(SummaryDelta) = "item/reasoning/summaryTextDelta",
+    ItemCompleted(ItemCompleted) = "item/completed",
+    TokenUsageUpdated(TokenUsageUpdated) = "thread/tokenUsage/updated",
+    /// An item of the model's response, raw (`experimentalRawEvents`).
+    RawItemCompleted(RawItemCompleted) = "rawResponseItem/completed",
+    /// The model's response ended (`experimentalRawEvents`); its usage.
+    RawResponseCompleted(RawResponseCompleted) = "rawResponse/completed",
+    Error(ErrorNotification) = "error",
+    TurnCompleted(TurnCompleted) = "turn/completed",
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "method", content = "params")]
-pub enum TurnNotification {
-    #[serde(rename = "item/agentMessage/delta")]
-    AgentMessageDelta(TextDelta),
-    #[serde(rename = "item/reasoning/summaryTextDelta")]
-    ReasoningSummaryDelta(SummaryDelta),
-    #[serde(rename = "item/completed")]
-    ItemCompleted(ItemCompleted),
-    #[serde(rename = "thread/tokenUsage/updated")]
-    TokenUsageUpdated(TokenUsageUpdated),
-    #[serde(rename = "error")]
-    Error(ErrorNotification),
-    #[serde(rename = "turn/completed")]
-    TurnCompleted(TurnCompleted),
+#[serde(rename_all = "camelCase")]
+pub struct RawItemCompleted {
+    pub thread_id: String,
+    pub turn_id: String,
+    pub item: RawItem,
+}
+
+/// A raw Responses API item; only function calls matter to the proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RawItem {
+    FunctionCall {
+        call_id: String,
+        name: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawResponseCompleted {
+    pub thread_id: String,
+    pub turn_id: String,
+    #[serde(default)]
+    pub usage: Option<TokenUsageBreakdown>,
+}
+
+/// The server request `item/tool/call`: the model called one of the client's tools, and codex
+/// waits for the result.
+pub const TOOL_CALL: &str = "item/tool/call";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolCallParams {
+    pub thread_id: String,
+    pub turn_id: String,
+    pub call_id: String,
+    pub tool: String,
+    /// A JSON value, not a string.
+    #[serde(default)]
+    pub arguments: Value,
+}
+
+/// The answer to `item/tool/call`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolCallResult {
+    pub content_items: Vec<ToolContent>,
+    pub success: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ToolContent {
+    InputText { text: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,20 +483,6 @@ pub enum TurnStatus {
     Interrupted,
     Failed,
     InProgress,
-}
-
-impl TurnNotification {
-    /// The thread a notification belongs to, for routing.
-    pub fn thread_id(&self) -> &str {
-        match self {
-            TurnNotification::AgentMessageDelta(n) => &n.thread_id,
-            TurnNotification::ReasoningSummaryDelta(n) => &n.thread_id,
-            TurnNotification::ItemCompleted(n) => &n.thread_id,
-            TurnNotification::TokenUsageUpdated(n) => &n.thread_id,
-            TurnNotification::Error(n) => &n.thread_id,
-            TurnNotification::TurnCompleted(n) => &n.thread_id,
-        }
-    }
 }
 
 /// The method of the global notification that carries the plan's rate limits.
