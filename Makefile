@@ -66,14 +66,14 @@ test-rust: ## Unit and integration tests; snapshots must match (never rewritten 
 	test -n "$(call codex_bin,$*)" || { echo "no bin/codex in .tools/codex-$*"; exit 1; }
 	touch $@
 
-test-real-codex: $(foreach v,$(CODEX_TESTED),.tools/codex-$(v)/.installed) ## The proxy on the oldest and newest real codex CLI in codex-versions, offline against a mock model, on both backends
+test-real-codex: $(foreach v,$(CODEX_TESTED),.tools/codex-$(v)/.installed) $(VENV)/.installed ## The proxy on the oldest and newest real codex CLI in codex-versions, offline against a mock model, on both backends
 	for version in $(CODEX_TESTED); do \
 	  codex=$(call codex_bin,$$version); \
 	  $$codex --version | grep -qx "codex-cli $$version" || { echo "$$codex is not codex-cli $$version"; exit 1; }; \
 	  for backend in exec app-server; do \
 	    echo "real codex suite, codex-cli $$version, CODEX_BACKEND=$$backend"; \
 	    extra=$$([ $$backend = app-server ] && echo --include-ignored); \
-	    REAL_CODEX=$$codex REAL_CODEX_BACKEND=$$backend $(CARGO) test --locked --test real_codex -- $$extra || exit 1; \
+	    REAL_CODEX=$$codex REAL_CODEX_BACKEND=$$backend SDK_PYTHON=$(CURDIR)/$(VENV)/bin/python $(CARGO) test --locked --test real_codex -- $$extra || exit 1; \
 	  done; \
 	done
 

@@ -72,7 +72,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("tool_calls_two", "two calls of the first offered tool, one per line"),
     ("tool_calls_array", "two calls of the first offered tool as one JSON array"),
     ("tool_call_string_args", "a call whose arguments are a JSON-encoded string"),
-    ("tool_flow", "calls the first offered tool; once a tool result follows, answers with it. On an app-server thread with `dynamicTools` the model calls the first dynamic tool natively: `[[tool_flow:N]]` makes N calls in one model response (arguments `{\"city\":\"Paris\"}`, then Rome, Berlin, ... when the tool's inputSchema has a `city` property or none, else an instance of the schema), each an `item/tool/call` request to the client, after the response's end (`rawResponse/completed`; `[[tool_flow:N:early]]`: each right after its call's raw item, before the end, as codex does when the model streams slowly); once the history ends in tool results it answers `The tool says: <each output's text, joined by \"; \">` (a JSON-RPC error reply: `dynamic tool request failed`)"),
+    ("tool_flow", "calls the first offered tool (`[[tool_flow:N]]`: N calls, one city each); once a tool result follows, answers with it. On an app-server thread with `dynamicTools` the model calls the first dynamic tool natively: `[[tool_flow:N]]` makes N calls in one model response (arguments `{\"city\":\"Paris\"}`, then Rome, Berlin, ... when the tool's inputSchema has a `city` property or none, else an instance of the schema), each an `item/tool/call` request to the client, after the response's end (`rawResponse/completed`; `[[tool_flow:N:early]]`: each right after its call's raw item, before the end, as codex does when the model streams slowly); once the history ends in tool results it answers `The tool says: <each output's text, joined by \"; \">` (a JSON-RPC error reply: `dynamic tool request failed`)"),
     ("items", "app-server: answers one JSON object of what the model would get, `{\"developer\": <developerInstructions or null>, \"tools\": [<dynamicTools names>], \"items\": [<the thread's history: injected items but system messages and unknown kinds, earlier turns' input, answers, calls and results>], \"input\": [<this turn's input>]}`; history items as `{type, role?, text? (text parts joined), images? (input_image count), call_id?, name?, arguments?, output? (its text)}`, input as `{type: text, text}`, `{type: localImage}`, `{type: image}`"),
     ("typing", "the answer in small deltas MS ms apart (`[[typing:MS]]`, 50 by default); `exec` prints it whole when done"),
     ("overloaded", "app-server refuses turn/start with JSON-RPC -32001 (server overloaded); `exec` answers"),
@@ -373,7 +373,8 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
             (vec![message(&format!("cwd={cwd}\nenv={}", names.join(",")))], End::Completed(TEXT_USAGE))
         }
         "tool_call" | "tool_call_fenced" | "tool_calls_two" | "tool_calls_array" | "tool_call_string_args" | "tool_flow" => {
-            (vec![message(&tool_answer(name, prompt))], End::Completed(usage(150, 40, 24, 0)))
+            let calls = arg.and_then(|n| n.split(':').next()?.parse().ok()).unwrap_or(1);
+            (vec![message(&tool_answer(name, prompt, calls))], End::Completed(usage(150, 40, 24, 0)))
         }
         "stamped" => {
             let mut args = arg.unwrap_or("10:10").split(':');
@@ -419,7 +420,9 @@ fn first_tool(prompt: &str) -> Option<&str> {
 }
 
 /// What a model that follows the tool instructions writes, in the shape the scenario names.
-fn tool_answer(shape: &str, prompt: &str) -> String {
+/// The answer of a model that follows the prompt's tool format; `tool_flow` makes `calls`
+/// calls, one per line, one per city of [`CITIES`].
+fn tool_answer(shape: &str, prompt: &str, calls: usize) -> String {
     let Some(tool) = first_tool(prompt) else {
         return "No tools were offered.".into();
     };
@@ -441,7 +444,15 @@ fn tool_answer(shape: &str, prompt: &str) -> String {
                     let body = body.split("\n</tool_result>").next().unwrap_or("");
                     format!("The tool says: {body}")
                 }
-                None => format!("Let me look that up.\n{}", call("Paris")),
+                None => {
+                    let lines: Vec<String> = CITIES
+                        .iter()
+                        .cycle()
+                        .take(calls.clamp(1, 64))
+                        .map(|city| call(city))
+                        .collect();
+                    format!("Let me look that up.\n{}", lines.join("\n"))
+                }
             }
         }
         _ => format!("I'll check the weather.\n{}", call("Paris")),

@@ -130,7 +130,7 @@ def test_tool_call_result_and_final_answer(client):
 def test_streamed_tool_calls_accumulate_by_index(client):
     stream = client.chat.completions.create(
         model="codex-local",
-        messages=[{"role": "user", "content": "Weather in Paris and Rome? [[tool_calls_two]]"}],
+        messages=[{"role": "user", "content": "Weather in Paris and Rome? [[tool_flow:2]]"}],
         tools=[WEATHER_TOOL],
         stream=True,
     )

@@ -9,6 +9,9 @@ mod doctor_output;
 mod fidelity;
 mod mock_model;
 mod native_tools;
+mod sdk_round_trip;
+#[path = "../common/server.rs"]
+mod server;
 
 use std::time::Duration;
 
