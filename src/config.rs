@@ -51,9 +51,10 @@ impl Sandbox {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BackendKind {
     /// One `codex exec --json` process per request: nothing shared between requests.
-    #[default]
     Exec,
-    /// One long-lived `codex app-server` for every request: token streaming, no start-up cost.
+    /// One long-lived `codex app-server` for every request: token streaming, no start-up cost,
+    /// the conversation as items and the client's tools as function tools.
+    #[default]
     AppServer,
 }
 
@@ -155,7 +156,7 @@ pub struct Config {
     pub codex_sandbox: Sandbox,
     /// `CODEX_TOOLS`: `chat` (default) or `agent`.
     pub codex_tools: ToolsMode,
-    /// `CODEX_BACKEND`: `exec` (default) or `app-server`.
+    /// `CODEX_BACKEND`: `app-server` (default) or `exec`.
     pub codex_backend: BackendKind,
     /// `APP_SERVER_INPUT`: `items` (default) or `prompt`.
     pub app_server_input: AppServerInput,
@@ -524,11 +525,11 @@ impl Config {
                 }
             },
             codex_backend: match raw.codex_backend.as_deref() {
-                None | Some("exec") => BackendKind::Exec,
-                Some("app-server") => BackendKind::AppServer,
+                Some("exec") => BackendKind::Exec,
+                None | Some("app-server") => BackendKind::AppServer,
                 Some(other) => {
                     return Err(ConfigError(format!(
-                        "CODEX_BACKEND must be exec (one codex process per request, the default) or app-server (one long-lived codex app-server, streaming tokens), got {other:?}"
+                        "CODEX_BACKEND must be app-server (one long-lived codex app-server, streaming tokens, tools as function tools, the default) or exec (one codex process per request), got {other:?}"
                     )))
                 }
             },
@@ -687,12 +688,13 @@ mod tests {
         assert_eq!(config.codex_model, None);
         assert_eq!(config.codex_sandbox, Sandbox::ReadOnly);
         assert_eq!(config.codex_tools, ToolsMode::Chat);
-        assert_eq!(config.codex_backend, BackendKind::Exec);
+        assert_eq!(config.codex_backend, BackendKind::AppServer);
+        assert_eq!(config.app_server_input, AppServerInput::Items);
         assert_eq!(
-            Config::from_vars(vars(&[("CODEX_BACKEND", "app-server")]))
+            Config::from_vars(vars(&[("CODEX_BACKEND", "exec")]))
                 .unwrap()
                 .codex_backend,
-            BackendKind::AppServer
+            BackendKind::Exec
         );
         assert_eq!(config.log_level, "info");
         assert_eq!(config.keepalive, Duration::from_secs(15));

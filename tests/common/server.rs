@@ -48,6 +48,8 @@ impl Server {
             .env("HOST", "127.0.0.1")
             .env("PORT", "0")
             .env("CODEX_PATH", env!("CARGO_BIN_EXE_fake-codex"))
+            // Exec unless `extra` names a backend: what the process tests count is exec's.
+            .env("CODEX_BACKEND", "exec")
             // Shorter than the 10 s `Drop` waits, so a server stopped with replies still open
             // ends them itself (removing their temp dirs) instead of being SIGKILLed.
             .env("SHUTDOWN_GRACE_SECS", "2")

@@ -8,7 +8,10 @@ pub fn fake_codex() -> &'static str {
     env!("CARGO_BIN_EXE_fake-codex")
 }
 
-/// The configuration a user would have, with fake-codex as codex and `extra` on top.
+/// The configuration a user would have, with fake-codex as codex and `extra` on top. A test
+/// that names no `CODEX_BACKEND` tests the exec backend's behaviour (a process per request, the
+/// prompt it reads); the default backend, app-server, is named by the suites that cover it
+/// (`client_on`, `BACKENDS`).
 pub fn config(extra: &[(&str, &str)]) -> Config {
     let mut vars: Vec<(String, String)> = extra
         .iter()
@@ -16,6 +19,9 @@ pub fn config(extra: &[(&str, &str)]) -> Config {
         .collect();
     if !vars.iter().any(|(k, _)| k == "CODEX_PATH") {
         vars.push(("CODEX_PATH".to_owned(), fake_codex().to_owned()));
+    }
+    if !vars.iter().any(|(k, _)| k == "CODEX_BACKEND") {
+        vars.push(("CODEX_BACKEND".to_owned(), "exec".to_owned()));
     }
     Config::from_vars(vars).expect("test configuration is valid")
 }

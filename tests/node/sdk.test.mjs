@@ -82,7 +82,7 @@ test("a streamed completion with include_usage", async () => {
 test("tool calls, plain and streamed by index", async () => {
   const reply = await client.chat.completions.create({
     model: "codex-local",
-    messages: [{ role: "user", content: "Weather? [[tool_calls_two]]" }],
+    messages: [{ role: "user", content: "Weather? [[tool_flow:2]]" }],
     tools: [weather],
   });
   assert.equal(reply.choices[0].finish_reason, "tool_calls");
@@ -93,7 +93,7 @@ test("tool calls, plain and streamed by index", async () => {
 
   const stream = await client.chat.completions.create({
     model: "codex-local",
-    messages: [{ role: "user", content: "Weather? [[tool_calls_two]]" }],
+    messages: [{ role: "user", content: "Weather? [[tool_flow:2]]" }],
     tools: [weather],
     stream: true,
   });

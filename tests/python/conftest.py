@@ -53,7 +53,7 @@ def serve(backend):
 
 @pytest.fixture(scope="session")
 def base_url():
-    """The proxy on the default (exec) backend."""
+    """The proxy on the exec backend."""
     yield from serve("exec")
 
 
