@@ -342,25 +342,14 @@ impl Plan {
                 "messages",
             ));
         }
-        let native_tools = state.backend.takes_items();
-        let json_instruction =
-            (format == ResponseFormat::JsonObject).then_some(structured::JSON_OBJECT_INSTRUCTION);
-        let input = if native_tools {
-            TurnInput::Items {
-                conversation,
-                tools: tools.clone(),
-                instructions: json_instruction.into_iter().map(str::to_owned).collect(),
-            }
-        } else {
-            let mut rendered = prompt::render(conversation, tools.as_deref());
-            if let Some(instruction) = json_instruction {
-                rendered.text.push_str("\n\n");
-                rendered.text.push_str(instruction);
-            }
-            TurnInput::Prompt {
-                text: rendered.text,
-                images: rendered.images,
-            }
+        // The backend renders it as it takes it: one prompt (exec) or items (app-server).
+        let input = TurnInput::Items {
+            conversation,
+            tools: tools.clone(),
+            instructions: (format == ResponseFormat::JsonObject)
+                .then(|| structured::JSON_OBJECT_INSTRUCTION.to_owned())
+                .into_iter()
+                .collect(),
         };
         Ok(Plan {
             transcript: Arc::from(transcript),
@@ -375,7 +364,7 @@ impl Plan {
             },
             options: Options {
                 tools,
-                native_tools,
+                native_tools: state.backend.takes_items(),
                 reasoning_output: state.config.reasoning_output,
                 stop: stop_sequences(request.stop.as_ref())?,
                 json: format.wants_json(),

@@ -137,6 +137,17 @@ pub fn tools(
         .enumerate()
         .map(|(index, tool)| tool_def(index, tool))
         .collect::<Result<Vec<_>, _>>()?;
+    for (index, def) in defs.iter().enumerate() {
+        if defs[..index].iter().any(|earlier| earlier.name == def.name) {
+            return Err(ProxyError::InvalidRequest {
+                message: format!(
+                    "tools[{index}].function.name {:?} is offered twice: give each tool its own name.",
+                    def.name
+                ),
+                param: Some(format!("tools[{index}].function.name")),
+            });
+        }
+    }
     ToolSet::new(defs, choice, parallel_tool_calls.unwrap_or(true), budget).map_err(|bad| {
         ProxyError::InvalidRequest {
             message: format!(
@@ -171,6 +182,20 @@ fn tool_def(index: usize, tool: &Tool) -> Result<ToolDef, ProxyError> {
                 "tools[{index}].function.name {name:?} must be 1 to 64 letters, digits, underscores or dashes."
             ),
             param: Some(param("function.name")),
+        });
+    }
+    // OpenAI takes only an object schema for a function's arguments, and so does codex.
+    let root_type = tool
+        .function
+        .parameters
+        .as_ref()
+        .and_then(|schema| schema.get("type"));
+    if root_type.is_some_and(|kind| kind != "object") {
+        return Err(ProxyError::InvalidRequest {
+            message: format!(
+                "tools[{index}].function.parameters must be a JSON Schema of type \"object\": a function takes named arguments."
+            ),
+            param: Some(param("function.parameters")),
         });
     }
     Ok(ToolDef {

@@ -269,13 +269,28 @@ async fn the_call_result_round_trip_answers_with_the_result() {
 
 #[tokio::test]
 async fn bad_tool_definitions_are_400s() {
-    let mut body = request("hi", false);
-    body["tools"] =
-        json!([{"type": "function", "function": {"name": "has space", "parameters": {}}}]);
-    let (status, reply) = post_chat(&client(&[]), &body).await;
-    assert_eq!(
-        (status, reply["error"]["param"].as_str()),
-        (400, Some("tools[0].function.name")),
-        "{reply}"
-    );
+    let weather = json!({"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}});
+    for (tools, param) in [
+        (
+            json!([{"type": "function", "function": {"name": "has space", "parameters": {}}}]),
+            "tools[0].function.name",
+        ),
+        // Both would be refused by codex's thread/start, or by the model, as a 502.
+        (json!([weather, weather]), "tools[1].function.name"),
+        (
+            json!([{"type": "function", "function": {"name": "list", "parameters": {"type": "array"}}}]),
+            "tools[0].function.parameters",
+        ),
+    ] {
+        let mut body = request("hi", false);
+        body["tools"] = tools;
+        for backend in BACKENDS {
+            let (status, reply) = post_chat(&client_on(backend, &[]), &body).await;
+            assert_eq!(
+                (status, reply["error"]["param"].as_str()),
+                (400, Some(param)),
+                "{backend}: {reply}"
+            );
+        }
+    }
 }

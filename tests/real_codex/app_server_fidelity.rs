@@ -5,8 +5,6 @@
 //! also parse as the proxy's protocol types and follow the JSON Schema the installed codex
 //! generates (`codex app-server generate-json-schema`), as must every request the proxy sends.
 
-use std::process::Stdio;
-
 use codex_openai_proxy::codex::app_server::protocol::{
     Capabilities, ClientInfo, ContentItem, DynamicToolSpec, InitializeParams, ModelListParams,
     ResponseItem, ThreadInjectItemsParams, ThreadStartParams, ThreadUnsubscribeParams,

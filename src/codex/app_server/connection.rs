@@ -62,12 +62,19 @@ pub enum CallError {
 
 type Pending = Mutex<HashMap<i64, oneshot::Sender<Result<Value, RpcError>>>>;
 type Routes = Mutex<HashMap<String, mpsc::UnboundedSender<Routed>>>;
+/// The threads whose runs ended most recently, newest last.
+type Ended = Mutex<std::collections::VecDeque<String>>;
+
+/// How many ended threads are remembered: enough for the tool calls still in flight when their
+/// runs end, bounded whatever the traffic.
+const ENDED_REMEMBERED: usize = 256;
 
 pub struct Connection {
     stdin: mpsc::UnboundedSender<String>,
     next_id: AtomicI64,
     pending: Arc<Pending>,
     routes: Arc<Routes>,
+    ended: Arc<Ended>,
     exit: watch::Receiver<Option<ExitReport>>,
     group: Mutex<Option<ProcessGroupGuard>>,
     served: std::sync::atomic::AtomicBool,
@@ -92,6 +99,7 @@ impl Connection {
             next_id: AtomicI64::new(0),
             pending: Arc::default(),
             routes: Arc::default(),
+            ended: Arc::default(),
             exit: exit_rx,
             group: Mutex::new(Some(ProcessGroupGuard::new(pid))),
             served: Default::default(),
@@ -128,6 +136,7 @@ impl Connection {
                 ReaderState {
                     pending: connection.pending.clone(),
                     routes: connection.routes.clone(),
+                    ended: connection.ended.clone(),
                     stdin: connection.stdin.clone(),
                     on_limits,
                 },
@@ -205,8 +214,22 @@ impl Connection {
             .insert(thread_id.to_owned(), tx);
     }
 
+    /// Stops routing `thread_id`, whose run ended: a tool call for it that is still on its
+    /// way is left unanswered (the run's interrupt cancelled it) rather than declined.
     pub fn unroute(&self, thread_id: &str) {
-        self.routes.lock().expect("routes lock").remove(thread_id);
+        if self
+            .routes
+            .lock()
+            .expect("routes lock")
+            .remove(thread_id)
+            .is_some()
+        {
+            let mut ended = self.ended.lock().expect("ended lock");
+            if ended.len() == ENDED_REMEMBERED {
+                ended.pop_front();
+            }
+            ended.push_back(thread_id.to_owned());
+        }
     }
 
     /// Records that the process started a thread for a turn: it works, so if it dies later the
@@ -254,6 +277,7 @@ impl Drop for Waiting<'_> {
 struct ReaderState {
     pending: Arc<Pending>,
     routes: Arc<Routes>,
+    ended: Arc<Ended>,
     stdin: mpsc::UnboundedSender<String>,
     on_limits: OnLimits,
 }
@@ -322,6 +346,13 @@ fn dispatch(state: &ReaderState, bytes: &[u8]) {
                     let routes = state.routes.lock().expect("routes lock");
                     if let Some(tx) = routes.get(&params.thread_id) {
                         let _ = tx.send(Routed::ToolCall { id, params });
+                        return;
+                    }
+                    let ended = state.ended.lock().expect("ended lock");
+                    if ended.contains(&params.thread_id) {
+                        tracing::debug!(
+                            "a tool call of a run that ended; its interrupt cancels it"
+                        );
                         return;
                     }
                     tracing::debug!("a tool call for a thread no run waits for");

@@ -34,37 +34,47 @@ pub struct ThreadInput {
     pub aliases: HashMap<String, String>,
 }
 
-/// Names of codex's own tools. codex accepts a dynamic tool of the same name and then drops it
-/// without a word (its own tool answers the call, or "unsupported call"), so a client tool of
-/// such a name is offered under an alias.
+/// Names of codex's own tools, in chat mode or in agent mode. codex accepts a dynamic tool of
+/// the same name and then drops it without a word (its own tool answers the call, or
+/// "unsupported call"), so a client tool of such a name is offered under an alias. The list
+/// is the same in both modes: a name renamed for nothing costs nothing.
 const CODEX_TOOL_NAMES: &[&str] = &[
     "apply_patch",
+    "create_goal",
     "exec_command",
+    "get_goal",
     "local_shell",
     "request_user_input",
     "shell",
     "shell_command",
+    "spawn_agent",
+    "tool_search",
+    "update_goal",
     "update_plan",
     "view_image",
     "web_search",
     "write_stdin",
 ];
 
-/// The aliases for the client's tools named like codex's own: `client_<name>`, with more
-/// underscores should another client tool already have that name.
-fn aliases(set: &ToolSet) -> HashMap<String, String> {
-    let taken = |name: &str| set.tools.iter().any(|tool| tool.name == name);
-    set.tools
-        .iter()
-        .filter(|tool| CODEX_TOOL_NAMES.contains(&tool.name.as_str()))
-        .map(|tool| {
-            let mut alias = format!("client_{}", tool.name);
-            while taken(&alias) {
-                alias.insert(0, '_');
-            }
-            (alias, tool.name.clone())
-        })
-        .collect()
+/// Whether codex keeps `name` for itself: one of its own tools, or an MCP tool's name, which
+/// `thread/start` refuses as reserved.
+fn reserved(name: &str) -> bool {
+    CODEX_TOOL_NAMES.contains(&name) || name == "mcp" || name.starts_with("mcp__")
+}
+
+/// The name codex knows a client tool by: its own, or for a reserved one `client_<name>`, with
+/// more underscores in front should an offered tool already have that name. The same for the
+/// tools offered and for the calls in the history, whichever tools this request offers.
+fn codex_name(name: &str, offered: Option<&ToolSet>) -> String {
+    if !reserved(name) {
+        return name.to_owned();
+    }
+    let taken = |alias: &str| offered.is_some_and(|set| set.get(alias).is_some());
+    let mut alias = format!("client_{name}");
+    while taken(&alias) {
+        alias.insert(0, '_');
+    }
+    alias
 }
 
 /// What a call without a result in the conversation is answered with: the Responses API
@@ -78,13 +88,13 @@ pub fn thread_input(
     tools: Option<&ToolSet>,
     instructions: Vec<String>,
 ) -> ThreadInput {
-    let aliases = tools.map(aliases).unwrap_or_default();
-    let codex_name = |name: &str| -> String {
-        aliases
-            .iter()
-            .find(|(_, client)| client.as_str() == name)
-            .map_or_else(|| name.to_owned(), |(alias, _)| alias.clone())
-    };
+    let codex_name = |name: &str| codex_name(name, tools);
+    let aliases: HashMap<String, String> = tools
+        .into_iter()
+        .flat_map(|set| &set.tools)
+        .filter(|tool| reserved(&tool.name))
+        .map(|tool| (codex_name(&tool.name), tool.name.clone()))
+        .collect();
     let mut items = conversation.items;
     let input = match items.last() {
         Some(Item::User { .. }) => match items.pop() {
@@ -108,19 +118,27 @@ pub fn thread_input(
     }
     developer.extend(instructions);
 
-    let answered: HashSet<&str> = items
+    // Where each call's last result stands: a call is answered by a result after it.
+    let results: HashMap<&str, usize> = items
         .iter()
-        .filter_map(|item| match item {
-            Item::ToolResult { call_id, .. } => Some(call_id.as_str()),
+        .enumerate()
+        .filter_map(|(at, item)| match item {
+            Item::ToolResult { call_id, .. } => Some((call_id.as_str(), at)),
             _ => None,
         })
         .collect();
     let mut calls_so_far: HashSet<String> = HashSet::new();
     let mut history = Vec::with_capacity(items.len());
-    for item in &items {
+    for (at, item) in items.iter().enumerate() {
         match item {
-            Item::Instructions { parts } => history.push(message("developer", parts, false)),
-            Item::User { parts } => history.push(message("user", parts, false)),
+            Item::Instructions { parts } => {
+                // Images go in a user message: the model takes them only there.
+                history.push(message("developer", parts, false, false));
+                if has_images(parts) {
+                    history.push(message("user", parts, true, true));
+                }
+            }
+            Item::User { parts } => history.push(message("user", parts, false, true)),
             Item::Assistant { parts, calls } => {
                 let text = strip_reasoning(&texts(parts).join("\n"));
                 if !text.is_empty() {
@@ -136,7 +154,10 @@ pub fn thread_input(
                         arguments: call.arguments.clone(),
                     });
                     calls_so_far.insert(call.id.clone());
-                    if !answered.contains(call.id.as_str()) {
+                    if results
+                        .get(call.id.as_str())
+                        .is_none_or(|&result| result < at)
+                    {
                         history.push(ResponseItem::FunctionCallOutput {
                             call_id: call.id.clone(),
                             output: MISSING_RESULT.into(),
@@ -167,7 +188,7 @@ pub fn thread_input(
                     });
                 }
                 if has_images(parts) {
-                    history.push(message("user", parts, true));
+                    history.push(message("user", parts, true, true));
                 }
             }
         }
@@ -233,13 +254,14 @@ fn has_images(parts: &[Part]) -> bool {
     parts.iter().any(|part| matches!(part, Part::Image(_)))
 }
 
-/// A message of `role` with its text and images; `images_only` leaves the text out (a tool
-/// result's images, its text already given as the call's output).
-fn message(role: &str, parts: &[Part], images_only: bool) -> ResponseItem {
+/// A message of `role` with its text (unless `images_only`: a tool result's or instruction's
+/// images, the text given elsewhere) and, with `images`, its images.
+fn message(role: &str, parts: &[Part], images_only: bool, images: bool) -> ResponseItem {
     let content = parts
         .iter()
         .filter_map(|part| match part {
             Part::Text(_) if images_only => None,
+            Part::Image(_) if !images => None,
             Part::Text(text) => Some(ContentItem::InputText { text: text.clone() }),
             Part::Image(image) => Some(ContentItem::InputImage {
                 image_url: data_url(image),
@@ -469,6 +491,42 @@ mod tests {
         assert!(
             matches!(&thread.history[0], ResponseItem::FunctionCall { name, .. } if name == "_client_apply_patch"),
             "history calls it by the same alias"
+        );
+    }
+
+    #[test]
+    fn history_calls_of_reserved_names_are_renamed_whatever_is_offered_now() {
+        let conversation = Conversation {
+            items: vec![
+                Item::ToolResult {
+                    call_id: "c".into(),
+                    name: None,
+                    parts: text("early"),
+                },
+                Item::Assistant {
+                    parts: vec![],
+                    calls: vec![Call {
+                        id: "c".into(),
+                        name: "mcp__fs__read".into(),
+                        arguments: "{}".into(),
+                    }],
+                },
+                user("go on"),
+            ],
+        };
+        let thread = thread_input(conversation, None, vec![]);
+        assert!(
+            matches!(&thread.history[1], ResponseItem::FunctionCall { name, .. } if name == "client_mcp__fs__read"),
+            "{:?}",
+            thread.history
+        );
+        assert_eq!(
+            thread.history[2],
+            ResponseItem::FunctionCallOutput {
+                call_id: "c".into(),
+                output: MISSING_RESULT.into()
+            },
+            "a result before its call does not answer it"
         );
     }
 

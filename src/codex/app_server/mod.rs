@@ -80,6 +80,8 @@ struct Settings {
     overrides: Vec<String>,
     sandbox: &'static str,
     workdir: Option<PathBuf>,
+    /// `APP_SERVER_INPUT`: the conversation as items, or as the exec backend's prompt.
+    input: AppServerInput,
 }
 
 impl Settings {
@@ -99,6 +101,7 @@ impl Settings {
                 .collect(),
             sandbox: effective_sandbox(config.codex_tools, config.codex_sandbox).as_arg(),
             workdir: config.codex_workdir.clone(),
+            input: config.app_server_input,
         }
     }
 
@@ -115,7 +118,6 @@ impl Settings {
 
 pub struct AppServerBackend {
     settings: Settings,
-    input: AppServerInput,
     /// The plan's limits as the process last reported them; kept across restarts.
     limits: SharedPlanLimits,
     /// The models codex offers, refreshed in the background.
@@ -153,7 +155,6 @@ impl AppServerBackend {
             (login, login_fix),
         ));
         AppServerBackend {
-            input: config.app_server_input,
             limits,
             models,
             version: VersionProbe::new(&settings.codex_path, settings.codex_home.as_deref()),
@@ -217,12 +218,13 @@ async fn start_turn(
             conversation,
             tools,
             instructions,
-        } => {
+        } if settings.input == AppServerInput::Items => {
             let input = thread_input(conversation, tools.as_deref(), instructions);
             (input, tools)
         }
-        // A prompt already rendered: one user message.
-        TurnInput::Prompt { text, images } => {
+        // The exec backend's prompt, as one user message.
+        input => {
+            let (text, images) = input.into_prompt();
             let mut input = vec![Part::Text(text)];
             input.extend(images.into_iter().map(Part::Image));
             (
@@ -251,7 +253,7 @@ async fn start_turn(
     drop(images);
     let workdir = WorkDir::new(settings.workdir.as_ref())?;
     let offered_tools = !thread_input.tools.is_empty();
-    let thread = timed(connection.request::<ThreadStart>(&ThreadStartParams {
+    let params = ThreadStartParams {
         model: turn.model.clone(),
         cwd: workdir.path().display().to_string(),
         approval_policy: "never".into(),
@@ -260,8 +262,19 @@ async fn start_turn(
         developer_instructions: thread_input.developer_instructions,
         dynamic_tools: thread_input.tools,
         experimental_raw_events: offered_tools,
-    }))
-    .await?;
+    };
+    let thread = match timed(connection.request::<ThreadStart>(&params)).await {
+        // What codex refuses in a thread/start is what the request brought: its tools.
+        Err(ProxyError::CodexFailed { message, .. })
+            if offered_tools && message.contains("-32600") =>
+        {
+            return Err(ProxyError::invalid(
+                format!("codex refused the request's tools: {message}"),
+                "tools",
+            ))
+        }
+        other => other?,
+    };
     // Marked before the turn is sent: a turn that crashes the process must find it marked.
     connection.served_a_turn();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -321,7 +334,7 @@ impl Backend for AppServerBackend {
     }
 
     fn takes_items(&self) -> bool {
-        self.input == AppServerInput::Items
+        self.settings.input == AppServerInput::Items
     }
 
     fn models(&self) -> Vec<CodexModel> {

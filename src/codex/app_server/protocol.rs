@@ -318,6 +318,9 @@ pub enum RawItem {
     FunctionCall {
         call_id: String,
         name: String,
+        /// As the model wrote them: JSON-encoded, though not always valid JSON.
+        #[serde(default)]
+        arguments: String,
     },
     #[serde(other)]
     Other,

@@ -55,18 +55,36 @@ pub struct Offered {
 impl Offered {
     /// The client's name of the tool codex calls `name`, when it is one of the client's.
     fn client_tool(&self, name: &str) -> Option<String> {
-        let name = self.aliases.get(name).map_or(name, String::as_str);
+        let name = match self.aliases.get(name) {
+            Some(client) => client.as_str(),
+            // A client tool offered under an alias is never called by its own name: that name
+            // is codex's own tool.
+            None if self.aliases.values().any(|client| client == name) => return None,
+            None => name,
+        };
         let set = self.tools.as_ref()?;
         set.get(name).map(|tool| tool.name.clone())
     }
 }
 
+/// A call of one of the client's tools, as the model made it (its raw response item).
+#[derive(Debug, Clone)]
+struct RawCall {
+    call_id: String,
+    /// The client's name of the tool.
+    name: String,
+    /// As the model wrote them; not always valid JSON.
+    arguments: String,
+}
+
 /// The client's calls of one model response, gathered until the response is over.
 #[derive(Debug, Default)]
 struct Response {
-    /// The call ids of the response's `function_call` items for the client's tools, in order.
-    calls: Vec<String>,
-    /// codex's `item/tool/call` requests for them, as they came.
+    /// The response's `function_call` items for the client's tools, in order.
+    calls: Vec<RawCall>,
+    /// codex's `item/tool/call` requests, as they came: needed only to send calls back to the
+    /// model (codex asks for each call whose arguments parse, in any order, before or after
+    /// the response ends).
     requests: Vec<(Value, ToolCallParams)>,
     /// `rawResponse/completed` came: the response holds no further calls.
     done: bool,
@@ -182,10 +200,21 @@ impl TurnMapper {
                 return Vec::new();
             }
             TurnNotification::RawItemCompleted(raw) => {
-                if let RawItem::FunctionCall { call_id, name } = raw.item {
-                    let client_tool = self.offered.client_tool(&name).is_some();
-                    if client_tool && !self.offered.known_calls.contains(&call_id) {
-                        self.response.calls.push(call_id);
+                if let RawItem::FunctionCall {
+                    call_id,
+                    name,
+                    arguments,
+                } = raw.item
+                {
+                    let client_tool = self.offered.client_tool(&name);
+                    if let (Some(name), false) =
+                        (client_tool, self.offered.known_calls.contains(&call_id))
+                    {
+                        self.response.calls.push(RawCall {
+                            call_id,
+                            name,
+                            arguments,
+                        });
                     }
                 }
                 return Vec::new();
@@ -198,7 +227,10 @@ impl TurnMapper {
                 return self.settle();
             }
             TurnNotification::Error(notice) => {
-                if !notice.will_retry {
+                if notice.will_retry {
+                    // The model's response is made again from the start, its calls with it.
+                    self.response = Response::default();
+                } else {
                     tracing::debug!(info = ?notice.error.codex_error_info, "codex app-server reported the turn's error");
                 }
                 RunEvent::Event(ThreadEvent::Error {
@@ -229,100 +261,124 @@ impl TurnMapper {
         vec![Step::Event(event)]
     }
 
-    /// Once the model's response is over and codex has asked for every client call in it, the
-    /// calls are the client's: the run ends with them. A strict tool's call whose arguments
-    /// break its schema sends the whole response back to the model instead.
+    /// Once the model's response is over, its calls of the client's tools are the client's:
+    /// the run ends with them, whether or not codex has asked for them yet (the interrupt that
+    /// ends the turn cancels what it still waits for). A strict tool's call whose arguments
+    /// break its schema sends the response back to the model instead: each call codex asks
+    /// about is answered as failed, once it has asked about all of them.
     fn settle(&mut self) -> Vec<Step> {
-        let response = &self.response;
-        if !response.done {
+        if !self.response.done {
             return Vec::new();
-        }
-        let asked = |call: &String| response.requests.iter().any(|(_, p)| &p.call_id == call);
-        if !response.calls.iter().all(asked) {
-            return Vec::new();
-        }
-        let response = std::mem::take(&mut self.response);
-        if response.requests.is_empty() {
-            return Vec::new(); // a response without calls: the turn goes on
         }
         let Some(set) = self.offered.tools.clone() else {
+            self.response = Response::default();
             return Vec::new();
         };
-        let mut requests = response.requests;
-        // In the order the model made them.
-        requests.sort_by_key(|(_, p)| {
-            response
-                .calls
-                .iter()
-                .position(|c| c == &p.call_id)
-                .unwrap_or(usize::MAX)
-        });
-        let broken: Vec<Option<String>> = requests
+        if self.response.calls.is_empty() {
+            // A response without the client's calls (text, or codex's own tools): the turn
+            // goes on. Requests for such a response are answered as they come.
+            self.response = Response::default();
+            return Vec::new();
+        }
+        let calls = &self.response.calls;
+        let kept = if set.parallel { calls.len() } else { 1 };
+        for dropped in &calls[kept..] {
+            tracing::warn!(tool = %dropped.name, "parallel_tool_calls is false; dropping a further call");
+        }
+        let broken: Vec<Option<String>> = calls
             .iter()
-            .map(|(_, p)| match set.get(&p.tool) {
-                Some(spec) => match spec.check_arguments(&p.arguments) {
+            .enumerate()
+            .map(|(n, call)| {
+                let spec = set.get(&call.name).filter(|_| n < kept)?;
+                let arguments = match serde_json::from_str::<Value>(&call.arguments) {
+                    Ok(arguments) => arguments,
+                    Err(err) if spec.strict => {
+                        return Some(format!("they are not valid JSON ({err})"))
+                    }
+                    Err(_) => return None,
+                };
+                match spec.check_arguments(&arguments) {
                     Checked::Invalid(reason) if spec.strict => Some(reason),
                     Checked::Invalid(reason) => {
-                        tracing::warn!(tool = %p.tool, %reason, "a tool call's arguments do not match its schema");
+                        tracing::warn!(tool = %call.name, %reason, "a tool call's arguments do not match its schema");
                         None
                     }
                     Checked::TooCostly(reason) => {
-                        tracing::debug!(tool = %p.tool, %reason, "a tool call's arguments were not checked");
+                        tracing::debug!(tool = %call.name, %reason, "a tool call's arguments were not checked");
                         None
                     }
                     Checked::Valid => None,
-                },
-                None => None,
+                }
             })
             .collect();
-        if broken.iter().any(Option::is_some) {
-            self.rejected += 1;
-            if self.rejected > MAX_REJECTED_RESPONSES {
-                self.finished = true;
-                // The requests stay unanswered: the interrupt cancels them.
-                return vec![Step::Event(RunEvent::Failed(ProxyError::codex_failed(format!(
-                    "the model called a strict tool with arguments that do not match its schema {} times",
-                    self.rejected
-                ))))];
-            }
-            tracing::info!(
-                attempt = self.rejected,
-                "the model's tool call breaks its strict schema; asking it again"
-            );
-            return requests
-                .into_iter()
-                .zip(broken)
-                .map(|((id, params), broken)| Step::Answer {
-                    id,
-                    result: failed_call(match broken {
-                        Some(reason) => format!(
-                            "The arguments of `{}` do not match its schema: {reason}. Call it again with arguments that do.",
-                            params.tool
-                        ),
-                        None => "Not run: another call in this reply had invalid arguments. Make the calls again.".to_owned(),
-                    }),
+        if broken.iter().all(Option::is_none) {
+            let mut steps: Vec<Step> = calls[..kept]
+                .iter()
+                .map(|call| {
+                    // Compact JSON, as OpenAI sends; arguments that do not parse as they are.
+                    let arguments = serde_json::from_str::<Value>(&call.arguments)
+                        .map_or_else(|_| call.arguments.clone(), |value| value.to_string());
+                    Step::Event(RunEvent::ToolCall(NativeCall {
+                        id: call.call_id.clone(),
+                        name: call.name.clone(),
+                        arguments,
+                    }))
                 })
                 .collect();
-        }
-        let mut steps = Vec::with_capacity(requests.len() + 1);
-        for (n, (_, params)) in requests.iter().enumerate() {
-            if n > 0 && !set.parallel {
-                tracing::warn!(tool = %params.tool, "parallel_tool_calls is false; dropping a further call");
-                continue;
-            }
-            steps.push(Step::Event(RunEvent::ToolCall(NativeCall {
-                id: params.call_id.clone(),
-                name: params.tool.clone(),
-                arguments: params.arguments.to_string(),
+            steps.push(Step::Event(RunEvent::Event(ThreadEvent::TurnCompleted {
+                usage: self.usage,
             })));
+            self.finished = true;
+            return steps;
         }
-        steps.push(Step::Event(RunEvent::Event(ThreadEvent::TurnCompleted {
-            usage: self.usage,
-        })));
-        self.finished = true;
-        // codex's requests for them stay unanswered: the interrupt that ends the turn cancels
-        // them, and the client's results come with its next request.
-        steps
+        if self.rejected >= MAX_REJECTED_RESPONSES {
+            self.finished = true;
+            return vec![Step::Event(RunEvent::Failed(ProxyError::codex_failed(format!(
+                "the model called a strict tool with arguments that do not match its schema {} times",
+                self.rejected + 1
+            ))))];
+        }
+        // codex asks about every call whose arguments parse (it answers the others itself);
+        // all of them are answered before the model goes on.
+        let asked = |call: &RawCall| {
+            serde_json::from_str::<Value>(&call.arguments).is_err()
+                || self
+                    .response
+                    .requests
+                    .iter()
+                    .any(|(_, p)| p.call_id == call.call_id)
+        };
+        if !calls.iter().all(asked) {
+            return Vec::new();
+        }
+        self.rejected += 1;
+        tracing::info!(
+            attempt = self.rejected,
+            "the model's tool call breaks its strict schema; asking it again"
+        );
+        let response = std::mem::take(&mut self.response);
+        response
+            .requests
+            .into_iter()
+            .map(|(id, params)| {
+                let reason = response
+                    .calls
+                    .iter()
+                    .position(|c| c.call_id == params.call_id)
+                    .and_then(|at| broken[at].clone());
+                let text = match reason {
+                    Some(reason) => format!(
+                        "The arguments of `{}` do not match its schema: {reason}. Call it again with arguments that do.",
+                        params.tool
+                    ),
+                    None => "Not run: another call in this reply had invalid arguments. Make the calls again.".to_owned(),
+                };
+                Step::Answer {
+                    id,
+                    result: failed_call(text),
+                }
+            })
+            .collect()
     }
 }
 
@@ -401,8 +457,8 @@ impl ThreadLease {
 
 impl Drop for ThreadLease {
     fn drop(&mut self) {
-        self.connection.unroute(&self.thread_id);
         if self.connection.has_exited() {
+            self.connection.unroute(&self.thread_id);
             return;
         }
         if let (false, Some(turn_id)) = (self.finished, &self.turn_id) {
@@ -421,6 +477,10 @@ impl Drop for ThreadLease {
             .request_detached::<ThreadUnsubscribe>(&ThreadUnsubscribeParams {
                 thread_id: self.thread_id.clone(),
             });
+        // Only now: a tool call codex sent before the interrupt reached it still finds the
+        // route (and the run gone, so it is left unanswered); one declined before the
+        // interrupt would start the model's next response.
+        self.connection.unroute(&self.thread_id);
     }
 }
 
@@ -622,21 +682,32 @@ mod tests {
         fn mapper(strict: bool, parallel: bool) -> TurnMapper {
             let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
             TurnMapper::new(Offered {
-                tools: Some(offered(vec![tool("get_weather", schema, strict)], parallel)),
+                tools: Some(offered(
+                    vec![
+                        tool("get_weather", schema, strict),
+                        tool("apply_patch", json!({"type": "object"}), false),
+                    ],
+                    parallel,
+                )),
                 known_calls: ["call_old".to_owned()].into(),
-                aliases: HashMap::new(),
+                aliases: [("client_apply_patch".to_owned(), "apply_patch".to_owned())].into(),
             })
         }
 
-        fn raw_call(call_id: &str, name: &str) -> TurnNotification {
+        fn raw_call(call_id: &str, name: &str, arguments: &str) -> TurnNotification {
             TurnNotification::RawItemCompleted(RawItemCompleted {
                 thread_id: "t".into(),
                 turn_id: "u".into(),
                 item: RawItem::FunctionCall {
                     call_id: call_id.into(),
                     name: name.into(),
+                    arguments: arguments.into(),
                 },
             })
+        }
+
+        fn paris(call_id: &str) -> TurnNotification {
+            raw_call(call_id, "get_weather", r#"{"city": "Paris"}"#)
         }
 
         fn response_done(input: u64) -> TurnNotification {
@@ -661,12 +732,12 @@ mod tests {
             }
         }
 
-        fn calls(steps: &[Step]) -> Vec<(String, String)> {
+        fn calls(steps: &[Step]) -> Vec<(String, String, String)> {
             steps
                 .iter()
                 .filter_map(|step| match step {
                     Step::Event(RunEvent::ToolCall(call)) => {
-                        Some((call.id.clone(), call.arguments.clone()))
+                        Some((call.id.clone(), call.name.clone(), call.arguments.clone()))
                     }
                     _ => None,
                 })
@@ -674,29 +745,34 @@ mod tests {
         }
 
         #[test]
-        fn the_calls_of_a_response_end_the_run_once_codex_asked_for_each() {
+        fn the_calls_of_a_response_end_the_run_when_the_response_ends() {
             let mut mapper = mapper(false, true);
-            // History codex echoes is not a new call.
+            // History codex echoes is not a new call, and codex's own tool is not the
+            // client's tool it was renamed away from.
+            assert!(mapper.on_notification(paris("call_old")).is_empty());
             assert!(mapper
-                .on_notification(raw_call("call_old", "get_weather"))
+                .on_notification(raw_call("call_own", "apply_patch", "{}"))
                 .is_empty());
+            assert!(mapper.on_notification(paris("call_1")).is_empty());
             assert!(mapper
-                .on_notification(raw_call("call_1", "get_weather"))
+                .on_notification(raw_call("call_2", "client_apply_patch", "{ }"))
                 .is_empty());
+            // A request before the end changes nothing.
             assert!(mapper
-                .on_notification(raw_call("call_2", "get_weather"))
+                .on_tool_call(json!(0), request("call_1", json!({"city": "Paris"})))
                 .is_empty());
-            assert!(mapper.on_notification(response_done(200)).is_empty());
-            // codex's requests come in any order; the calls go out in the model's.
-            let first = mapper.on_tool_call(json!(1), request("call_2", json!({"city": "Rome"})));
-            assert!(first.is_empty(), "one call is still to come: {first:?}");
-            let steps = mapper.on_tool_call(json!(0), request("call_1", json!({"city": "Paris"})));
+            let steps = mapper.on_notification(response_done(200));
             assert_eq!(
                 calls(&steps),
                 [
-                    ("call_1".to_owned(), r#"{"city":"Paris"}"#.to_owned()),
-                    ("call_2".to_owned(), r#"{"city":"Rome"}"#.to_owned()),
-                ]
+                    (
+                        "call_1".into(),
+                        "get_weather".into(),
+                        r#"{"city":"Paris"}"#.into()
+                    ),
+                    ("call_2".into(), "apply_patch".into(), "{}".into()),
+                ],
+                "compact JSON, the client's names, the model's order"
             );
             let Some(Step::Event(RunEvent::Event(ThreadEvent::TurnCompleted { usage }))) =
                 steps.last()
@@ -708,6 +784,16 @@ mod tests {
                 mapper.is_finished() && !mapper.turn_over(),
                 "the turn is left to be interrupted"
             );
+        }
+
+        #[test]
+        fn a_call_codex_never_asks_about_does_not_hold_the_run() {
+            // Arguments that do not parse: codex answers the model itself and sends no request.
+            let mut mapper = mapper(false, true);
+            mapper.on_notification(raw_call("call_1", "get_weather", "{\"city\": "));
+            let steps = mapper.on_notification(response_done(1));
+            assert_eq!(calls(&steps)[0].2, "{\"city\": ", "as the model wrote them");
+            assert!(mapper.is_finished());
         }
 
         #[test]
@@ -725,13 +811,35 @@ mod tests {
         }
 
         #[test]
-        fn parallel_false_keeps_the_first_call() {
-            let mut mapper = mapper(false, false);
-            mapper.on_notification(raw_call("call_1", "get_weather"));
-            mapper.on_notification(raw_call("call_2", "get_weather"));
-            mapper.on_notification(response_done(1));
-            mapper.on_tool_call(json!(0), request("call_1", json!({"city": "Paris"})));
-            let steps = mapper.on_tool_call(json!(1), request("call_2", json!({"city": "Rome"})));
+        fn a_retried_response_forgets_the_calls_of_the_attempt() {
+            let mut mapper = mapper(false, true);
+            mapper.on_notification(paris("call_1"));
+            mapper.on_notification(TurnNotification::Error(ErrorNotification {
+                error: TurnError {
+                    message: "Reconnecting... 1/5".into(),
+                    codex_error_info: None,
+                },
+                will_retry: true,
+                thread_id: "t".into(),
+                turn_id: "u".into(),
+            }));
+            mapper.on_notification(paris("call_2"));
+            let steps = mapper.on_notification(response_done(1));
+            assert_eq!(
+                calls(&steps)
+                    .iter()
+                    .map(|c| c.0.as_str())
+                    .collect::<Vec<_>>(),
+                ["call_2"]
+            );
+        }
+
+        #[test]
+        fn parallel_false_keeps_the_first_call_and_checks_only_it() {
+            let mut mapper = mapper(true, false);
+            mapper.on_notification(paris("call_1"));
+            mapper.on_notification(raw_call("call_2", "get_weather", r#"{"town": 1}"#));
+            let steps = mapper.on_notification(response_done(1));
             assert_eq!(calls(&steps).len(), 1);
             assert_eq!(calls(&steps)[0].0, "call_1");
         }
@@ -740,21 +848,36 @@ mod tests {
         fn a_strict_tools_broken_call_goes_back_to_the_model_a_bounded_number_of_times() {
             let mut mapper = mapper(true, true);
             for attempt in 1..=MAX_REJECTED_RESPONSES {
-                let id = format!("call_{attempt}");
-                mapper.on_notification(raw_call(&id, "get_weather"));
-                mapper.on_notification(response_done(1));
-                let steps = mapper.on_tool_call(json!(attempt), request(&id, json!({"town": 1})));
-                let [Step::Answer { result, .. }] = steps.as_slice() else {
-                    panic!("{steps:?}")
-                };
-                assert!(!result.success);
-                let ToolContent::InputText { text } = &result.content_items[0];
-                assert!(text.contains("do not match its schema"), "{text}");
+                let (bad, good) = (format!("bad_{attempt}"), format!("good_{attempt}"));
+                mapper.on_notification(raw_call(&bad, "get_weather", r#"{"town": 1}"#));
+                mapper.on_notification(paris(&good));
+                assert!(
+                    mapper.on_notification(response_done(1)).is_empty(),
+                    "waits for codex to ask about both"
+                );
+                assert!(mapper
+                    .on_tool_call(json!("b"), request(&bad, json!({"town": 1})))
+                    .is_empty());
+                let steps =
+                    mapper.on_tool_call(json!("g"), request(&good, json!({"city": "Paris"})));
+                let texts: Vec<(bool, String)> = steps
+                    .iter()
+                    .map(|step| match step {
+                        Step::Answer { result, .. } => {
+                            let ToolContent::InputText { text } = &result.content_items[0];
+                            (result.success, text.clone())
+                        }
+                        other => panic!("{other:?}"),
+                    })
+                    .collect();
+                assert_eq!(texts.len(), 2, "{steps:?}");
+                assert!(texts.iter().all(|(success, _)| !success));
+                assert!(texts[0].1.contains("do not match its schema"), "{texts:?}");
+                assert!(texts[1].1.starts_with("Not run"), "{texts:?}");
                 assert!(!mapper.is_finished());
             }
-            mapper.on_notification(raw_call("call_last", "get_weather"));
-            mapper.on_notification(response_done(1));
-            let steps = mapper.on_tool_call(json!(99), request("call_last", json!({})));
+            mapper.on_notification(raw_call("call_last", "get_weather", "{}"));
+            let steps = mapper.on_notification(response_done(1));
             assert!(
                 matches!(steps.as_slice(), [Step::Event(RunEvent::Failed(_))]),
                 "{steps:?}"
@@ -769,9 +892,8 @@ mod tests {
             unknown.tool = "rm_rf".into();
             let steps = mapper.on_tool_call(json!(5), unknown);
             assert!(matches!(steps.as_slice(), [Step::Answer { result, .. }] if !result.success));
-            mapper.on_notification(raw_call("call_1", "get_weather"));
-            mapper.on_notification(response_done(1));
-            let steps = mapper.on_tool_call(json!(0), request("call_1", json!({"town": 1})));
+            mapper.on_notification(raw_call("call_1", "get_weather", r#"{"town": 1}"#));
+            let steps = mapper.on_notification(response_done(1));
             assert_eq!(calls(&steps).len(), 1);
         }
     }
