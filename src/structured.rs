@@ -37,8 +37,19 @@ impl ResponseFormat {
                             "response_format.json_schema.schema",
                         )
                     })?;
-                check_strict(schema, "#")?;
-                Ok(ResponseFormat::JsonSchema(schema.clone()))
+                // codex always sends the schema strict. A schema the client marked strict must
+                // already follow the rules (the 400 says where it does not); any other is made
+                // strict the way OpenAI's SDKs do, as OpenAI itself would accept it.
+                let strict = value.pointer("/json_schema/strict") == Some(&Value::Bool(true));
+                let schema = if strict {
+                    schema.clone()
+                } else {
+                    let mut schema = schema.clone();
+                    make_strict(&mut schema);
+                    schema
+                };
+                check_strict(&schema, "#")?;
+                Ok(ResponseFormat::JsonSchema(schema))
             }
             _ => Err(ProxyError::invalid(
                 "`response_format.type` must be \"text\", \"json_object\" or \"json_schema\".",
@@ -49,6 +60,74 @@ impl ResponseFormat {
 
     pub fn wants_json(&self) -> bool {
         !matches!(self, ResponseFormat::Text)
+    }
+}
+
+/// A schema made to follow OpenAI's strict mode, as its SDKs make one: every object with
+/// properties gets `additionalProperties: false`, and a property it did not require becomes
+/// required and nullable (the model answers `null` where it would have left it out). Depth is
+/// bounded by the JSON parser's nesting limit.
+fn make_strict(schema: &mut Value) {
+    let Some(map) = schema.as_object_mut() else {
+        return;
+    };
+    if map.get("properties").is_some_and(Value::is_object) {
+        let required: Vec<String> = map
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+        let Some(Value::Object(properties)) = map.get_mut("properties") else {
+            unreachable!("checked above")
+        };
+        for (key, sub) in properties.iter_mut() {
+            make_strict(sub);
+            if !required.contains(key) {
+                nullable(sub);
+            }
+        }
+        let all: Vec<Value> = properties.keys().cloned().map(Value::String).collect();
+        map.insert("required".into(), Value::Array(all));
+        map.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    for key in ["items", "additionalItems"] {
+        if let Some(sub) = map.get_mut(key) {
+            make_strict(sub);
+        }
+    }
+    for key in ["anyOf", "allOf", "oneOf", "prefixItems"] {
+        if let Some(Value::Array(subs)) = map.get_mut(key) {
+            subs.iter_mut().for_each(make_strict);
+        }
+    }
+    for key in ["$defs", "definitions"] {
+        if let Some(Value::Object(subs)) = map.get_mut(key) {
+            subs.values_mut().for_each(make_strict);
+        }
+    }
+}
+
+/// `schema`, also allowing `null`: in its `type` when that says it all, else as an `anyOf`.
+fn nullable(schema: &mut Value) {
+    let null = Value::String("null".into());
+    let constrained = ["enum", "const", "$ref", "anyOf", "oneOf", "allOf"]
+        .iter()
+        .any(|key| schema.get(key).is_some());
+    match schema.get_mut("type").filter(|_| !constrained) {
+        Some(Value::String(kind)) if kind == "null" => {}
+        Some(Value::String(kind)) => {
+            let kind = Value::String(std::mem::take(kind));
+            schema["type"] = Value::Array(vec![kind, null]);
+        }
+        Some(Value::Array(kinds)) if !kinds.contains(&null) => kinds.push(null),
+        Some(Value::Array(_)) => {}
+        _ => {
+            let inner = std::mem::take(schema);
+            *schema = serde_json::json!({"anyOf": [inner, {"type": "null"}]});
+        }
     }
 }
 
@@ -155,6 +234,45 @@ mod tests {
             .unwrap_err()
             .message()
             .contains("\"additionalProperties\" is not false"));
+    }
+
+    #[test]
+    fn a_schema_not_marked_strict_is_made_strict_as_openais_sdks_do() {
+        // What instructor and the llm CLI send: no `strict`, optional fields, open objects.
+        let lax = json!({"type": "json_schema", "json_schema": {"name": "person", "schema": {
+        "type": "object", "required": ["name"],
+        "properties": {
+            "name": {"type": "string"},
+            "age": {"type": "integer"},
+            "role": {"enum": ["admin", "user"]},
+            "address": {"type": "object", "properties": {"city": {"type": "string"}}}
+        }}}});
+        let ResponseFormat::JsonSchema(schema) = ResponseFormat::from_request(Some(&lax)).unwrap()
+        else {
+            panic!()
+        };
+        assert!(check_strict(&schema, "#").is_ok(), "{schema}");
+        assert_eq!(
+            schema["required"],
+            json!(["name", "age", "role", "address"])
+        );
+        assert_eq!(schema["properties"]["name"], json!({"type": "string"}));
+        assert_eq!(
+            schema["properties"]["age"],
+            json!({"type": ["integer", "null"]})
+        );
+        assert_eq!(
+            schema["properties"]["role"],
+            json!({"anyOf": [{"enum": ["admin", "user"]}, {"type": "null"}]})
+        );
+        let address = &schema["properties"]["address"];
+        assert_eq!(address["type"], json!(["object", "null"]));
+        assert_eq!(address["additionalProperties"], json!(false));
+        assert_eq!(address["required"], json!(["city"]));
+        // Marked strict, the same schema is the client's to fix.
+        let mut marked = lax;
+        marked["json_schema"]["strict"] = json!(true);
+        assert!(ResponseFormat::from_request(Some(&marked)).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use poem_openapi::{payload::Json, OpenApi};
+use poem_openapi::{param::Path, payload::Json, OpenApi};
 
 use super::{
     auth::Authorized,
@@ -39,5 +39,35 @@ impl ModelsApi {
             object: "list".into(),
             data,
         }))
+    }
+
+    /// Retrieve a model
+    ///
+    /// One of the models `GET /v1/models` lists, or a 404 `model_not_found`.
+    #[oai(
+        path = "/v1/models/:model",
+        method = "get",
+        operation_id = "retrieveModel"
+    )]
+    async fn retrieve(
+        &self,
+        _auth: Authorized,
+        model: Path<String>,
+    ) -> Result<Json<Model>, ApiError> {
+        let listed = self
+            .state
+            .config
+            .model_ids(&self.state.backend.models())
+            .into_iter()
+            .find(|id| *id == model.0);
+        match listed {
+            Some(id) => Ok(Json(Model {
+                id,
+                object: "model".into(),
+                created: self.state.started_at,
+                owned_by: "codex".into(),
+            })),
+            None => Err(crate::error::ProxyError::ModelNotFound(model.0).into()),
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `stop` and `REASONING_OUTPUT`: the same answer, shaped by the request or the server.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::{
     chat, client, client_on, json_of, post_chat, redact, snapshot, sse_of, BACKENDS,
@@ -113,8 +113,16 @@ async fn a_schema_that_breaks_openais_strict_rules_is_a_400_saying_which() {
     let mut lax = schema();
     lax.as_object_mut().unwrap().remove("additionalProperties");
     let mut request = chat("[[json]]", false);
+    // Not marked strict (as instructor and the llm CLI send it): made strict, and answered.
     request["response_format"] =
         json!({"type": "json_schema", "json_schema": {"name": "weather", "schema": lax}});
+    let (status, body) = post_chat(&client(&[]), &request).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value =
+        serde_json::from_str(body["choices"][0]["message"]["content"].as_str().unwrap()).unwrap();
+    assert!(answer.is_object(), "{answer}");
+    // Marked strict: the client's schema must follow the rules.
+    request["response_format"]["json_schema"]["strict"] = json!(true);
     let (status, body) = post_chat(&client(&[]), &request).await;
     assert_eq!(status, 400, "{body}");
     assert!(

@@ -19,6 +19,39 @@ async fn models_lists_codex_local_and_the_configured_extras() {
 }
 
 #[tokio::test]
+async fn a_listed_model_can_be_retrieved_and_any_other_is_a_404() {
+    let cli = client(&[("CODEX_MODELS", "gpt-5.5"), ("API_KEYS", "k")]);
+    for id in ["codex-local", "gpt-5.5"] {
+        let resp = cli
+            .get(format!("/v1/models/{id}"))
+            .header("Authorization", "Bearer k")
+            .send()
+            .await;
+        let (status, body) = json_of(resp).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            (body["id"].as_str(), body["object"].as_str()),
+            (Some(id), Some("model"))
+        );
+        assert_eq!(body["owned_by"], "codex");
+    }
+    let resp = cli
+        .get("/v1/models/gpt-4o")
+        .header("Authorization", "Bearer k")
+        .send()
+        .await;
+    let (status, body) = json_of(resp).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("gpt-4o"));
+    let (status, _) = json_of(cli.get("/v1/models/codex-local").send().await).await;
+    assert_eq!(status, 401, "behind the keys like every /v1 route");
+}
+
+#[tokio::test]
 async fn models_never_needs_codex() {
     let (status, body) = json_of(
         client(&[("CODEX_PATH", "/nonexistent/codex")])
