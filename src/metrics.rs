@@ -18,6 +18,7 @@ pub struct Metrics {
     queued: IntGauge,
     run_seconds: Histogram,
     tokens: IntCounterVec,
+    unknown_paths: IntCounter,
 }
 
 impl Metrics {
@@ -55,9 +56,15 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric");
+        let unknown_paths = IntCounter::new(
+            "codex_proxy_unknown_path_requests_total",
+            "Requests for a path this server does not serve (the path is logged, not a label)",
+        )
+        .expect("valid metric");
         let registry = Registry::new();
         for metric in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(unknown_paths.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(running.clone()),
             Box::new(queued.clone()),
             Box::new(run_seconds.clone()),
@@ -72,7 +79,13 @@ impl Metrics {
             queued,
             run_seconds,
             tokens,
+            unknown_paths,
         }
+    }
+
+    /// A request for a path no route serves.
+    pub fn unknown_path(&self) {
+        self.unknown_paths.inc();
     }
 
     /// A request for `model`, counted once it is dropped, with the status it ended with: a

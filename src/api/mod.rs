@@ -120,6 +120,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         max_bytes: state.config.limits.max_body_bytes,
         timeout: state.config.limits.body_timeout,
     };
+    let metrics = state.metrics.clone();
     let api = service(state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -131,11 +132,26 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/", api)
         .data(keys.clone())
         .around(move |ep, req| {
-            let keys = keys.clone();
+            let (keys, metrics) = (keys.clone(), metrics.clone());
             async move {
                 let id = request_id::request_id(&req);
                 let span = request_id::span(&req, &id);
-                let mut response = handle(ep, req, &keys, body).instrument(span).await;
+                let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+                let started = std::time::Instant::now();
+                let mut response = handle(ep, req, &keys, body, &metrics)
+                    .instrument(span.clone())
+                    .await;
+                // The access log: every request, refused ones included, once its answer's
+                // head is ready (a stream goes on after it).
+                span.in_scope(|| {
+                    tracing::info!(
+                        %method,
+                        path = %path,
+                        status = response.status().as_u16(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "request"
+                    )
+                });
                 response
                     .headers_mut()
                     .insert(request_id::HEADER, request_id::header_value(&id));
@@ -162,6 +178,7 @@ async fn handle<E: Endpoint>(
     req: Request,
     keys: &auth::ApiKeys,
     limits: BodyLimits,
+    metrics: &crate::metrics::Metrics,
 ) -> Response {
     let path = req.uri().path().to_owned();
     if path.starts_with("/v1/") {
@@ -189,7 +206,12 @@ async fn handle<E: Endpoint>(
                 None => error::normalize(err, &path),
             }
         }
-        Err(err) => error::normalize(err, &path),
+        Err(err) => {
+            if err.is::<poem::error::NotFoundError>() {
+                metrics.unknown_path();
+            }
+            error::normalize(err, &path)
+        }
     }
 }
 

@@ -142,3 +142,81 @@ async fn metrics_count_requests_runs_and_tokens() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_request_has_an_access_log_line_refused_ones_too() {
+    let server = Server::start(&[
+        ("LOG_FORMAT", "json"),
+        ("LOG_LEVEL", "info"),
+        ("API_KEYS", "k"),
+    ]);
+    let http = reqwest::Client::new();
+    let send = |path: &str, key: bool, id: &str| {
+        let mut req = http
+            .get(format!("{}{path}", server.base))
+            .header("X-Request-Id", id);
+        if key {
+            req = req.bearer_auth("k");
+        }
+        req.send()
+    };
+    assert_eq!(
+        send("/v1/models", false, "no-key").await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        send("/v1/nowhere", true, "lost").await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        send("/v1/models", true, "fine").await.unwrap().status(),
+        200
+    );
+    let lines = crate::support::eventually(std::time::Duration::from_secs(10), async || {
+        let events: Vec<serde_json::Value> = server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["fields"]["message"] == "request")
+            .collect();
+        if events.len() >= 3 {
+            Ok(events)
+        } else {
+            Err(format!("{events:?}"))
+        }
+    })
+    .await;
+    let seen: Vec<(String, String, u64)> = lines
+        .iter()
+        .map(|e| {
+            (
+                e["span"]["request_id"].as_str().unwrap_or("").to_owned(),
+                e["fields"]["path"].as_str().unwrap_or("").to_owned(),
+                e["fields"]["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    for expected in [
+        ("no-key", "/v1/models", 401),
+        ("lost", "/v1/nowhere", 404),
+        ("fine", "/v1/models", 200),
+    ] {
+        assert!(
+            seen.contains(&(expected.0.into(), expected.1.into(), expected.2)),
+            "{expected:?} not in {seen:?}"
+        );
+    }
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("codex_proxy_unknown_path_requests_total 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("nowhere"), "the path is not a label");
+}
