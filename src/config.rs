@@ -72,6 +72,8 @@ pub enum AppServerInput {
 struct RawConfig {
     #[serde(default, deserialize_with = "comma_list")]
     api_keys: Vec<String>,
+    #[serde(default, deserialize_with = "comma_list")]
+    cors_origins: Vec<String>,
     #[serde(default = "default_host")]
     host: String,
     #[serde(default = "default_port")]
@@ -145,6 +147,9 @@ struct RawConfig {
 pub struct Config {
     /// Bearer keys a client must present; empty means the API is open.
     pub api_keys: Vec<String>,
+    /// `CORS_ORIGINS`: the browser origins allowed to call the API (`*`: any); empty, CORS is
+    /// off.
+    pub cors_origins: Vec<String>,
     pub host: IpAddr,
     pub port: u16,
     /// The codex executable: a path, or a name looked up on `PATH`.
@@ -509,6 +514,7 @@ impl Config {
         }
         Ok(Config {
             api_keys: raw.api_keys,
+            cors_origins: raw.cors_origins,
             host,
             port,
             codex_path: PathBuf::from(raw.codex_path.unwrap_or_else(|| "codex".into())),

@@ -36,6 +36,12 @@ pub fn warnings(config: &Config) -> Vec<Warning> {
         )),
         (ToolsMode::Chat, false) => {}
     }
+    if config.api_keys.is_empty() && config.cors_origins.iter().any(|o| o == "*") {
+        // Even on loopback: a browser on this machine runs other sites' pages too.
+        out.push(warn(
+            "CORS_ORIGINS=* and API_KEYS is empty: any web page open in a browser that can reach this port can use this codex account. Set API_KEYS, or list the origins that may.",
+        ));
+    }
     if config.codex_tools == ToolsMode::Chat && config.codex_sandbox != Sandbox::ReadOnly {
         out.push(warn(&format!(
             "CODEX_SANDBOX={} applies with CODEX_TOOLS=agent only; chat mode always runs codex read-only",
@@ -80,6 +86,19 @@ mod tests {
         assert!(
             matches!(&agent[..], [(Level::Warn, m)] if m.starts_with("CODEX_TOOLS=agent")),
             "{agent:?}"
+        );
+        let any_page = levels(&[("HOST", "127.0.0.1"), ("CORS_ORIGINS", "*")]);
+        assert!(
+            matches!(&any_page[..], [(Level::Warn, m)] if m.contains("any web page")),
+            "{any_page:?}"
+        );
+        assert_eq!(
+            levels(&[
+                ("HOST", "127.0.0.1"),
+                ("CORS_ORIGINS", "*"),
+                ("API_KEYS", "k")
+            ]),
+            []
         );
         let sandbox = levels(&[("HOST", "127.0.0.1"), ("CODEX_SANDBOX", "workspace-write")]);
         assert!(

@@ -121,6 +121,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         timeout: state.config.limits.body_timeout,
     };
     let metrics = state.metrics.clone();
+    let cors = cors(&state.config.cors_origins);
     let api = service(state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -158,6 +159,25 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
                 Ok(response)
             }
         })
+        // Outermost: a preflight carries no key, and is answered before the key is asked for.
+        .with_if(cors.is_some(), cors.unwrap_or_default())
+}
+
+/// CORS for `origins` (`*`: any origin), `None` when there are none: then no CORS header is
+/// ever sent and a preflight is a 405 as before.
+fn cors(origins: &[String]) -> Option<poem::middleware::Cors> {
+    if origins.is_empty() {
+        return None;
+    }
+    let cors = poem::middleware::Cors::new()
+        // Any request header: the SDKs send headers of their own (`x-stainless-*`, ...).
+        .allow_methods([poem::http::Method::GET, poem::http::Method::POST])
+        .expose_header(request_id::HEADER)
+        .max_age(600);
+    if origins.iter().any(|origin| origin == "*") {
+        return Some(cors);
+    }
+    Some(cors.allow_origins(origins.iter().map(String::as_str)))
 }
 
 /// The routes whose requests carry a body.

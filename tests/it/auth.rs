@@ -56,3 +56,97 @@ async fn no_keys_means_open() {
         .await
         .assert_status_is_ok();
 }
+
+#[tokio::test]
+async fn cors_answers_preflights_for_the_listed_origins_only() {
+    let cli = client(&[
+        ("API_KEYS", "key-one"),
+        ("CORS_ORIGINS", "https://app.example"),
+    ]);
+    let preflight = |origin: &'static str| {
+        cli.options("/v1/chat/completions")
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization, content-type, x-stainless-os",
+            )
+            .send()
+    };
+    let resp = preflight("https://app.example").await;
+    let headers = resp.0.headers().clone();
+    assert!(resp.0.status().is_success(), "{:?}", resp.0.status());
+    assert_eq!(
+        headers["access-control-allow-origin"], "https://app.example",
+        "{headers:?}"
+    );
+    assert!(headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    let other = preflight("https://evil.example").await;
+    assert!(
+        other
+            .0
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "{:?}",
+        other.0.headers()
+    );
+    // A real request from the page: the key still counts, the headers are there.
+    let resp = cli
+        .get("/v1/models")
+        .header("Origin", "https://app.example")
+        .header("Authorization", "Bearer key-one")
+        .send()
+        .await;
+    assert_eq!(resp.0.status().as_u16(), 200);
+    assert_eq!(
+        resp.0.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert!(resp.0.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase()
+        .contains("x-request-id"));
+    let resp = cli
+        .get("/v1/models")
+        .header("Origin", "https://app.example")
+        .send()
+        .await;
+    assert_eq!(resp.0.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn cors_origins_star_allows_any_origin() {
+    let resp = client(&[("CORS_ORIGINS", "*")])
+        .options("/v1/models")
+        .header("Origin", "https://anywhere.example")
+        .header("Access-Control-Request-Method", "GET")
+        .send()
+        .await;
+    assert!(resp.0.status().is_success(), "{:?}", resp.0.status());
+    assert!(resp
+        .0
+        .headers()
+        .get("access-control-allow-origin")
+        .is_some());
+}
+
+#[tokio::test]
+async fn without_cors_origins_there_is_no_cors() {
+    let resp = client(&[])
+        .options("/v1/chat/completions")
+        .header("Origin", "https://app.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await;
+    assert!(resp
+        .0
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    assert_eq!(resp.0.status().as_u16(), 405);
+}
