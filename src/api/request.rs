@@ -5,11 +5,12 @@ use std::borrow::Cow;
 
 use poem_openapi::{
     registry::MetaSchemaRef,
-    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
+    types::{Example, ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
     Enum, Object, Union,
 };
 
 #[derive(Debug, Clone, Object)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct ChatCompletionRequest {
     /// A model id from `GET /v1/models`.
     pub model: String,
@@ -38,7 +39,8 @@ pub struct ChatCompletionRequest {
     pub tool_choice: Option<serde_json::Value>,
     pub parallel_tool_calls: Option<bool>,
     /// `{"type": "text"}`, `{"type": "json_object"}`, or `{"type": "json_schema", "json_schema":
-    /// {"name": ..., "schema": {...}}}` (the schema must follow OpenAI's strict rules).
+    /// {"name": ..., "schema": {...}, "strict": true}}` (a strict schema must follow OpenAI's
+    /// strict rules; one not marked strict is made strict as OpenAI's SDKs do).
     pub response_format: Option<serde_json::Value>,
     /// Up to 4 sequences; the answer ends before the first of them.
     pub stop: Option<Stop>,
@@ -46,6 +48,18 @@ pub struct ChatCompletionRequest {
     /// `ultra` (which ones a model takes, codex's `model/list` says).
     /// Passed to codex as `model_reasoning_effort`; unset keeps codex's default.
     pub reasoning_effort: Option<String>,
+}
+
+/// The example `/docs` fills in: a request that works as it stands (the one generated from the
+/// schema sent `"model": "string"` and `"n": 0`, and failed).
+impl Example for ChatCompletionRequest {
+    fn example() -> Self {
+        let example = serde_json::json!({
+            "model": "codex-local",
+            "messages": [{"role": "user", "content": "Say hello in one short sentence."}],
+        });
+        ChatCompletionRequest::parse_from_json(Some(example)).expect("the example is a request")
+    }
 }
 
 #[derive(Debug, Clone, Union)]
@@ -72,6 +86,7 @@ pub enum Role {
 }
 
 #[derive(Debug, Clone, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ChatMessage {
     pub role: Role,
     /// Text, or an array of content parts. May be null on assistant messages with `tool_calls`.

@@ -25,3 +25,13 @@ async fn docs_pages_are_served() {
         assert!(html.contains(needle), "{path} does not look like {needle}");
     }
 }
+
+#[tokio::test]
+async fn the_docs_example_request_works_as_it_stands() {
+    let cli = client(&[]);
+    let (_, spec) = json_of(cli.get("/openapi.json").send().await).await;
+    let example = spec["components"]["schemas"]["ChatCompletionRequest"]["example"].clone();
+    assert_eq!(example["model"], "codex-local", "{example}");
+    let (status, reply) = crate::support::post_chat(&cli, &example).await;
+    assert_eq!(status, 200, "what Swagger UI's Try it out sends: {reply}");
+}
