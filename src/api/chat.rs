@@ -1,18 +1,13 @@
-//! `POST /v1/chat/completions`: one path for every request. The request becomes a [`Turn`],
-//! the backend runs it, the translator turns codex's events into deltas, and the deltas are
-//! either streamed as SSE or folded into one JSON reply.
+//! `POST /v1/chat/completions`: the request becomes a [`Turn`] and its options, the shared run
+//! (`run.rs`) turns codex's events into deltas, and the deltas are either streamed as SSE
+//! chunks or folded into one JSON reply.
 
 use std::sync::Arc;
 
-use futures_util::{future::BoxFuture, FutureExt, Stream, StreamExt};
+use futures_util::{Stream, StreamExt};
 use poem::web::RemoteAddr;
 use poem_openapi::{payload::Json, ApiResponse, OpenApi, ResponseContent};
-use tokio::{
-    sync::{mpsc, OwnedSemaphorePermit, Semaphore},
-    time::Instant,
-};
-use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, Span};
+use tracing::Span;
 
 use super::{
     auth::Authorized,
@@ -21,20 +16,20 @@ use super::{
     request::{ChatCompletionRequest, ChatMessage, ContentPart, MessageContent, Role, Stop},
     request_id::InSpan,
     response::{AssistantMessage, ChatCompletion, Choice, FunctionCallOut, ToolCallOut, Usage},
+    run,
     sse::{self, ChunkHeader, ChunkStream},
     ApiTags, AppState,
 };
 use crate::{
-    codex::{RunStream, SharedBackend, Turn, TurnInput},
-    config::{Limits, REASONING_EFFORTS},
+    codex::{Turn, TurnInput},
+    config::REASONING_EFFORTS,
     conversation::Part,
     error::ProxyError,
-    metrics::{Metrics, RequestOutcome, RunGuard},
+    metrics::RequestOutcome,
     prompt,
     structured::{self, ResponseFormat},
     tools::schema::SchemaBudget,
-    translate::{Delta, Options, Translator},
-    usage::{count_tokens_up_to, Counted},
+    translate::{Delta, Options},
 };
 
 /// The `model` label of requests for a model this server does not list.
@@ -103,42 +98,16 @@ impl ChatApi {
     ) -> Result<ChatResponse, ApiError> {
         let state = &self.state;
         let plan = Plan::from_request(state, &request)?;
-        let prompt = plan.transcript.clone();
-        check_prompt_size(
-            &prompt,
-            state.config.limits.max_prompt_tokens,
-            &state.counting,
+        tracing::info!(model = %request.model, stream = plan.stream, messages = request.messages.len(), user = request.user.as_deref().unwrap_or(""), "chat completion");
+        let deltas = run::start(
+            state,
+            remote,
+            plan.turn,
+            plan.transcript,
+            plan.options,
+            outcome,
         )
         .await?;
-        tracing::info!(model = %request.model, stream = plan.stream, messages = request.messages.len(), user = request.user.as_deref().unwrap_or(""), "chat completion");
-
-        let client_gone = {
-            let (connections, remote) = (state.connections.clone(), remote.clone());
-            move || {
-                let (connections, remote) = (connections.clone(), remote.clone());
-                async move { connections.client_gone(&remote).await }
-            }
-        };
-        let permit = tokio::select! {
-            permit = take_slot(state) => permit?,
-            () = client_gone() => return Err(ProxyError::ClientGone.into()),
-        };
-        let run = state.backend.run(plan.turn).await?;
-        let deltas = deltas(
-            Run {
-                events: run,
-                permit,
-                _run: state.metrics.run(),
-                metrics: state.metrics.clone(),
-                limits: state.config.limits.clone(),
-                client_gone: client_gone().boxed(),
-                stop_runs: state.stop_runs.clone(),
-                outcome: outcome.take().expect("a run is started once"),
-                backend: state.backend.clone(),
-            },
-            prompt,
-            plan.options,
-        );
         let header = ChunkHeader {
             id: completion_id(),
             created: unix_now(),
@@ -218,66 +187,6 @@ fn image_parts(messages: &[ChatMessage]) -> usize {
         .flatten()
         .filter(|part| matches!(part, ContentPart::ImageUrl(_)))
         .count()
-}
-
-/// Waits up to `QUEUE_TIMEOUT_SECS` for one of the `MAX_CONCURRENCY` codex slots.
-async fn take_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ProxyError> {
-    let limits = &state.config.limits;
-    let _queued = state.metrics.queued();
-    match tokio::time::timeout(limits.queue_timeout, state.slots.clone().acquire_owned()).await {
-        Ok(Ok(permit)) => Ok(permit),
-        _ => {
-            tracing::warn!(
-                slots = limits.max_concurrency,
-                "every codex slot is busy; refusing with 429"
-            );
-            Err(ProxyError::Overloaded {
-                slots: limits.max_concurrency,
-                waited_secs: limits.queue_timeout.as_secs(),
-            })
-        }
-    }
-}
-
-/// Refuses a prompt over `MAX_PROMPT_TOKENS` before any process starts. A token is at least one
-/// byte, so only a prompt longer in bytes than the limit needs counting; that counting stops
-/// once past the limit, and runs off the async threads, a few at a time (`counting`).
-async fn check_prompt_size(
-    prompt: &Arc<str>,
-    limit: u64,
-    counting: &Semaphore,
-) -> Result<(), ProxyError> {
-    if prompt.len() as u64 <= limit {
-        return Ok(());
-    }
-    let _turn = counting.acquire().await.expect("never closed");
-    let text = prompt.clone();
-    let counted = tokio::task::spawn_blocking(move || count_tokens_up_to(&text, limit))
-        .await
-        .unwrap_or(Counted::MoreThan(u64::MAX));
-    match counted {
-        Counted::Exactly(_) => Ok(()),
-        Counted::MoreThan(tokens) => Err(ProxyError::PromptTooLong { tokens, limit }),
-    }
-}
-
-/// A started codex run and everything it holds until its reply ends.
-struct Run {
-    events: RunStream,
-    /// The codex slot; released when the reply's stream ends or is dropped.
-    permit: OwnedSemaphorePermit,
-    /// Counts the run as running and times it, until the reply ends.
-    _run: RunGuard,
-    metrics: Arc<Metrics>,
-    limits: Limits,
-    /// Resolves if the client closes its connection first.
-    client_gone: BoxFuture<'static, ()>,
-    /// Cancelled when the server stops for good.
-    stop_runs: CancellationToken,
-    /// The request's count in `/metrics`, with the status the run ends with.
-    outcome: RequestOutcome,
-    /// The backend, for the plan limits a usage-limit failure is told about.
-    backend: SharedBackend,
 }
 
 /// What the request asks for, checked before codex starts.
@@ -377,125 +286,6 @@ impl Plan {
                 .unwrap_or(false),
         })
     }
-}
-
-/// How many deltas may wait for the client to take them.
-const DELTA_BUFFER: usize = 64;
-
-/// The deltas of one run, ending with its terminal delta. The run is driven by a task of its
-/// own, so its deadlines fire whether or not the client reads: the run stops, and its process
-/// group is killed, when the reply is dropped, a deadline passes, the client leaves or leaves
-/// its reply unread for `CODEX_IDLE_TIMEOUT_SECS`, or the server stops.
-fn deltas(
-    run: Run,
-    prompt: Arc<str>,
-    options: Options,
-) -> impl Stream<Item = Delta> + Send + 'static {
-    let (tx, mut rx) = mpsc::channel(DELTA_BUFFER);
-    tokio::spawn(drive(run, prompt, options, tx).instrument(Span::current()));
-    async_stream::stream! {
-        while let Some(delta) = rx.recv().await {
-            yield delta;
-        }
-    }
-}
-
-/// Runs `run` to its end, sending each delta to `tx`.
-async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<Delta>) {
-    let Run {
-        mut events,
-        permit: _permit,
-        _run,
-        metrics,
-        limits,
-        mut client_gone,
-        stop_runs,
-        mut outcome,
-        backend,
-    } = run;
-    let mut translator = Translator::with_options(prompt, options);
-    let deadline = Instant::now() + limits.codex_timeout;
-    // The last word of a run that is being stopped: sent only if there is room for it.
-    let last_word = |outcome: &mut RequestOutcome, err: ProxyError| {
-        outcome.ended_with(err.status().as_u16());
-        let _ = tx.try_send(Delta::Failed(err));
-    };
-    loop {
-        let silence_ends = Instant::now() + limits.codex_idle_timeout;
-        let wake = deadline.min(silence_ends);
-        let next = tokio::select! {
-            biased;
-            () = &mut client_gone => {
-                tracing::info!("the client closed the connection; stopping codex");
-                return last_word(&mut outcome, ProxyError::ClientGone);
-            }
-            () = tx.closed() => return,
-            () = stop_runs.cancelled() => {
-                tracing::warn!("the server is stopping; ending this request");
-                return last_word(&mut outcome, ProxyError::ShuttingDown);
-            }
-            next = tokio::time::timeout_at(wake, events.next()) => next,
-        };
-        let event = match next {
-            Ok(Some(event)) => event,
-            Ok(None) => break,
-            Err(_) => {
-                let message = if wake == deadline {
-                    format!(
-                        "codex did not finish within {} s (CODEX_TIMEOUT_SECS) and was stopped.",
-                        limits.codex_timeout.as_secs()
-                    )
-                } else {
-                    format!(
-                        "codex was silent for {} s (CODEX_IDLE_TIMEOUT_SECS) and was stopped.",
-                        limits.codex_idle_timeout.as_secs()
-                    )
-                };
-                tracing::warn!("{message}");
-                return last_word(&mut outcome, ProxyError::Timeout(message));
-            }
-        };
-        for delta in translator.on_run_event(event) {
-            // A spent plan's failure says when the plan resets, from the limits codex reported.
-            let delta = match delta {
-                Delta::Failed(err) => Delta::Failed(
-                    err.with_plan_reset(
-                        backend
-                            .plan_limits()
-                            .and_then(|limits| limits.seconds_until_usable(unix_now())),
-                    ),
-                ),
-                other => other,
-            };
-            match &delta {
-                Delta::Finish { usage, .. } => {
-                    metrics.tokens(usage);
-                    outcome.ended_with(200);
-                }
-                Delta::Failed(err) => outcome.ended_with(err.status().as_u16()),
-                _ => {}
-            }
-            let terminal = delta.is_terminal();
-            match tokio::time::timeout(limits.codex_idle_timeout, tx.send(delta)).await {
-                Ok(Ok(())) => {}
-                // The reply was dropped: nobody is listening any more.
-                Ok(Err(_)) => return,
-                Err(_) => {
-                    tracing::info!(
-                        "the client has not read its reply for {} s (CODEX_IDLE_TIMEOUT_SECS); stopping codex",
-                        limits.codex_idle_timeout.as_secs()
-                    );
-                    return;
-                }
-            }
-            if terminal {
-                return;
-            }
-        }
-    }
-    let err = ProxyError::codex_failed("codex output ended without an exit status");
-    outcome.ended_with(err.status().as_u16());
-    let _ = tx.send(Delta::Failed(err)).await;
 }
 
 /// Non-streaming is the fold of streaming: the same deltas, collected.

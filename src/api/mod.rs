@@ -11,6 +11,7 @@ pub mod models;
 pub mod request;
 pub mod request_id;
 pub mod response;
+mod run;
 pub mod sse;
 
 use std::sync::Arc;
