@@ -32,9 +32,6 @@ use crate::{
     translate::{Delta, Options},
 };
 
-/// The `model` label of requests for a model this server does not list.
-const UNKNOWN_MODEL: &str = "unknown";
-
 pub struct ChatApi {
     pub state: Arc<AppState>,
 }
@@ -70,20 +67,10 @@ impl ChatApi {
         remote: &RemoteAddr,
         body: Json<ChatCompletionRequest>,
     ) -> Result<ChatResponse, ApiError> {
-        let model = body.0.model.clone();
-        let label = match self
-            .state
-            .config
-            .resolve_model(&model, &self.state.backend.models())
-        {
-            Some(_) => model.as_str(),
-            None => UNKNOWN_MODEL,
-        };
-        let mut outcome = Some(self.state.metrics.request(label));
+        let mut outcome = run::counted(&self.state, &body.0.model);
         let result = self.answer(remote, body.0, &mut outcome).await;
-        // Still here: the request failed before its run started, which now owns the count.
-        if let (Some(outcome), Err(err)) = (outcome.as_mut(), &result) {
-            outcome.ended_with(err.0.status().as_u16());
+        if let Err(err) = &result {
+            run::refused(&mut outcome, err.0.status().as_u16());
         }
         result
     }
@@ -121,7 +108,7 @@ impl ChatApi {
                 Span::current(),
             )
             .boxed();
-            Ok(ChatResponse::Ok(ChatBody::Stream(ChunkStream(body))))
+            Ok(ChatResponse::Ok(ChatBody::Stream(ChunkStream::new(body))))
         } else {
             Ok(ChatResponse::Ok(ChatBody::Json(Json(
                 fold(header, deltas).await?,
@@ -131,7 +118,7 @@ impl ChatApi {
 }
 
 /// `stop` as a list: at most 4 non-empty sequences, as OpenAI allows.
-fn stop_sequences(stop: Option<&Stop>) -> Result<Vec<String>, ProxyError> {
+pub(super) fn stop_sequences(stop: Option<&Stop>) -> Result<Vec<String>, ProxyError> {
     let sequences = match stop {
         None => Vec::new(),
         Some(Stop::One(one)) => vec![one.clone()],

@@ -46,7 +46,9 @@ pub fn error_response(err: &ProxyError) -> Response {
 /// The methods each path answers, for the `Allow` header of a 405.
 const ALLOWED_METHODS: &[(&str, &str)] = &[
     ("/v1/chat/completions", "POST"),
+    ("/v1/completions", "POST"),
     ("/v1/models", "GET"),
+    ("/v1/models/", "GET"),
     ("/health", "GET"),
     ("/metrics", "GET"),
     ("/openapi.json", "GET"),
@@ -63,7 +65,9 @@ pub fn normalize(err: poem::Error, path: &str) -> Response {
             status: StatusCode::METHOD_NOT_ALLOWED,
             message: "Method not allowed for this path; see /docs for the API.".to_owned(),
         });
-        if let Some((_, allow)) = ALLOWED_METHODS.iter().find(|(p, _)| *p == path) {
+        // `/v1/models/` stands for every `/v1/models/{id}`.
+        let allowed = |p: &str| p == path || (p.ends_with('/') && path.starts_with(p));
+        if let Some((_, allow)) = ALLOWED_METHODS.iter().find(|(p, _)| allowed(p)) {
             response.headers_mut().insert(
                 poem::http::header::ALLOW,
                 poem::http::HeaderValue::from_static(allow),
@@ -74,7 +78,7 @@ pub fn normalize(err: poem::Error, path: &str) -> Response {
     let status = err.status();
     let message = match status {
         StatusCode::NOT_FOUND => {
-            "Unknown path. This server serves POST /v1/chat/completions, GET /v1/models, GET /health and the docs at /docs.".to_owned()
+            "Unknown path. This server serves POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /v1/models/{id}, GET /health, GET /metrics and the docs at /docs.".to_owned()
         }
         StatusCode::PAYLOAD_TOO_LARGE => {
             "The request body is too large (MAX_BODY_BYTES). Send a smaller request.".to_owned()

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chat;
+pub mod completions;
 pub mod conversation;
 pub mod error;
 pub mod explain;
@@ -97,10 +98,21 @@ Point any OpenAI client at `/v1`. When the server has `API_KEYS` set, every `/v1
 
 pub fn service(
     state: Arc<AppState>,
-) -> OpenApiService<(chat::ChatApi, models::ModelsApi, health::HealthApi), ()> {
+) -> OpenApiService<
+    (
+        chat::ChatApi,
+        completions::CompletionsApi,
+        models::ModelsApi,
+        health::HealthApi,
+    ),
+    (),
+> {
     OpenApiService::new(
         (
             chat::ChatApi {
+                state: state.clone(),
+            },
+            completions::CompletionsApi {
                 state: state.clone(),
             },
             models::ModelsApi {
@@ -182,7 +194,7 @@ fn cors(origins: &[String]) -> Option<poem::middleware::Cors> {
 }
 
 /// The routes whose requests carry a body.
-const BODY_ROUTES: &[&str] = &["/v1/chat/completions"];
+const BODY_ROUTES: &[&str] = &["/v1/chat/completions", "/v1/completions"];
 
 /// How much body a request may send, and how fast.
 #[derive(Debug, Clone, Copy)]

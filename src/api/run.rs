@@ -23,6 +23,26 @@ use crate::{
     usage::{count_tokens_up_to, Counted},
 };
 
+/// The `model` label of requests for a model this server does not list.
+const UNKNOWN_MODEL: &str = "unknown";
+
+/// The request's count in `/metrics`, labelled with its model when the server lists it. The
+/// run takes it over once started; a request that fails before settles it with [`refused`].
+pub fn counted(state: &AppState, model: &str) -> Option<RequestOutcome> {
+    let label = match state.config.resolve_model(model, &state.backend.models()) {
+        Some(_) => model,
+        None => UNKNOWN_MODEL,
+    };
+    Some(state.metrics.request(label))
+}
+
+/// Counts a request that failed before its run started (which would own the count).
+pub fn refused(outcome: &mut Option<RequestOutcome>, status: u16) {
+    if let Some(outcome) = outcome.as_mut() {
+        outcome.ended_with(status);
+    }
+}
+
 /// Starts `turn` for the request from `remote`: refuses a prompt (`transcript`) over
 /// `MAX_PROMPT_TOKENS`, waits for a slot (giving up if the client leaves first), starts codex,
 /// and returns the run's deltas. The run owns `outcome` from here on: it counts the request

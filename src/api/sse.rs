@@ -47,19 +47,84 @@ impl ChunkHeader {
     }
 }
 
-fn event(value: &impl ToJSON) -> Bytes {
-    Bytes::from(format!("data: {}\n\n", value.to_json_string()))
-}
-
-/// Renders deltas as SSE bytes. The first chunk carries the role and goes out at once, so the
-/// client sees the reply begin even while codex is still starting.
+/// Renders deltas as chat completion chunks. The first chunk carries the role and goes out at
+/// once, so the client sees the reply begin even while codex is still starting.
 pub fn render(
     header: ChunkHeader,
     deltas: impl Stream<Item = Delta> + Send + 'static,
     keepalive: Duration,
 ) -> impl Stream<Item = Bytes> + Send + 'static {
+    let first = event(&header.chunk(
+        ChunkDelta {
+            role: Some("assistant".into()),
+            content: Some(String::new()),
+            ..Default::default()
+        },
+        None,
+    ));
+    events(Some(first), deltas, keepalive, move |delta| match delta {
+        Delta::Reasoning(text) => vec![event(&header.chunk(
+            ChunkDelta {
+                reasoning_content: Some(text),
+                ..Default::default()
+            },
+            None,
+        ))],
+        Delta::Content(text) => vec![event(&header.chunk(
+            ChunkDelta {
+                content: Some(text),
+                ..Default::default()
+            },
+            None,
+        ))],
+        Delta::ToolCall(call) => {
+            let tool_call = ChunkToolCall {
+                index: call.index,
+                id: call.id,
+                kind: "function".into(),
+                function: FunctionCallOut {
+                    name: call.name,
+                    arguments: call.arguments,
+                },
+            };
+            vec![event(&header.chunk(
+                ChunkDelta {
+                    tool_calls: Some(vec![tool_call]),
+                    ..Default::default()
+                },
+                None,
+            ))]
+        }
+        Delta::Finish { reason, usage } => {
+            let mut out = vec![event(
+                &header.chunk(ChunkDelta::default(), Some(reason.as_str())),
+            )];
+            if header.include_usage {
+                let mut chunk = header.chunk(ChunkDelta::default(), None);
+                chunk.choices.clear();
+                chunk.usage = Some(Usage::from(usage));
+                out.push(event(&chunk));
+            }
+            out
+        }
+        // `events` renders failures itself.
+        Delta::Failed(_) => Vec::new(),
+    })
+}
+
+/// The SSE loop every streamed API shares: `first`, then each delta as `render` makes it, a
+/// keep-alive comment while codex is silent, a failure in band as an OpenAI error object, and
+/// `data: [DONE]` after the terminal delta.
+pub fn events(
+    first: Option<Bytes>,
+    deltas: impl Stream<Item = Delta> + Send + 'static,
+    keepalive: Duration,
+    mut render: impl FnMut(Delta) -> Vec<Bytes> + Send + 'static,
+) -> impl Stream<Item = Bytes> + Send + 'static {
     async_stream::stream! {
-        yield event(&header.chunk(ChunkDelta { role: Some("assistant".into()), content: Some(String::new()), ..Default::default() }, None));
+        if let Some(first) = first {
+            yield first;
+        }
         let mut deltas = pin!(deltas);
         loop {
             // A comment line while codex is silent keeps proxies and clients from timing out,
@@ -72,62 +137,56 @@ pub fn render(
                 Ok(None) => break,
                 Ok(Some(delta)) => delta,
             };
-            match delta {
-                Delta::Reasoning(text) => {
-                    yield event(&header.chunk(ChunkDelta { reasoning_content: Some(text), ..Default::default() }, None));
-                }
-                Delta::Content(text) => {
-                    yield event(&header.chunk(ChunkDelta { content: Some(text), ..Default::default() }, None));
-                }
-                Delta::ToolCall(call) => {
-                    let tool_call = ChunkToolCall {
-                        index: call.index,
-                        id: call.id,
-                        kind: "function".into(),
-                        function: FunctionCallOut { name: call.name, arguments: call.arguments },
-                    };
-                    yield event(&header.chunk(ChunkDelta { tool_calls: Some(vec![tool_call]), ..Default::default() }, None));
-                }
-                Delta::Finish { reason, usage } => {
-                    yield event(&header.chunk(ChunkDelta::default(), Some(reason.as_str())));
-                    if header.include_usage {
-                        let mut chunk = header.chunk(ChunkDelta::default(), None);
-                        chunk.choices.clear();
-                        chunk.usage = Some(Usage::from(usage));
-                        yield event(&chunk);
-                    }
-                    break;
-                }
-                Delta::Failed(err) => {
-                    tracing::warn!(error = %err, "codex failed mid-stream; sending an in-band error");
-                    yield event(&ErrorEnvelope::from(&err));
-                    break;
-                }
+            if let Delta::Failed(err) = &delta {
+                tracing::warn!(error = %err, "codex failed mid-stream; sending an in-band error");
+                yield event(&ErrorEnvelope::from(err));
+                break;
+            }
+            let terminal = delta.is_terminal();
+            for bytes in render(delta) {
+                yield bytes;
+            }
+            if terminal {
+                break;
             }
         }
         yield Bytes::from_static(DONE);
     }
 }
 
-/// A `text/event-stream` body of [`ChatCompletionChunk`]s, typed for the OpenAPI spec.
-pub struct ChunkStream(pub BoxStream<'static, Bytes>);
+/// One SSE event of a JSON value.
+pub fn event(value: &impl ToJSON) -> Bytes {
+    Bytes::from(format!("data: {}\n\n", value.to_json_string()))
+}
 
-impl Payload for ChunkStream {
+/// A `text/event-stream` body of `T` events, typed for the OpenAPI spec.
+pub struct EventStream<T>(pub BoxStream<'static, Bytes>, std::marker::PhantomData<T>);
+
+impl<T> EventStream<T> {
+    pub fn new(body: BoxStream<'static, Bytes>) -> Self {
+        EventStream(body, std::marker::PhantomData)
+    }
+}
+
+/// The chat completions stream.
+pub type ChunkStream = EventStream<ChatCompletionChunk>;
+
+impl<T: Type + Send> Payload for EventStream<T> {
     const CONTENT_TYPE: &'static str = "text/event-stream";
 
     fn schema_ref() -> MetaSchemaRef {
         MetaSchemaRef::Inline(Box::new(MetaSchema {
-            items: Some(Box::new(ChatCompletionChunk::schema_ref())),
+            items: Some(Box::new(T::schema_ref())),
             ..MetaSchema::new_with_format("array", "event-stream")
         }))
     }
 
     fn register(registry: &mut Registry) {
-        ChatCompletionChunk::register(registry);
+        T::register(registry);
     }
 }
 
-impl IntoResponse for ChunkStream {
+impl<T: Send> IntoResponse for EventStream<T> {
     fn into_response(self) -> Response {
         Response::builder()
             .content_type("text/event-stream")

@@ -12,6 +12,7 @@ mod app_server;
 mod app_server_wire;
 mod auth;
 mod chat_errors;
+mod completions;
 mod config_startup;
 mod docs;
 mod doctor;

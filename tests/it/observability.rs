@@ -164,9 +164,12 @@ async fn every_request_has_an_access_log_line_refused_ones_too() {
         send("/v1/models", false, "no-key").await.unwrap().status(),
         401
     );
-    assert_eq!(
-        send("/v1/nowhere", true, "lost").await.unwrap().status(),
-        404
+    let lost = send("/v1/nowhere", true, "lost").await.unwrap();
+    assert_eq!(lost.status(), 404);
+    let message = lost.text().await.unwrap();
+    assert!(
+        message.contains("POST /v1/completions") && message.contains("GET /v1/models/{id}"),
+        "a 404 names what the server serves: {message}"
     );
     assert_eq!(
         send("/v1/models", true, "fine").await.unwrap().status(),

@@ -192,3 +192,22 @@ def test_a_json_schema_response_format(client):
         },
     )
     assert json.loads(reply.choices[0].message.content) == {"city": "mock"}
+
+
+def test_legacy_completions_plain_and_streamed(client):
+    reply = client.completions.create(model="codex-local", prompt="Say hi")
+    assert reply.object == "text_completion"
+    assert reply.choices[0].text == "Hello from the mock model."
+    assert reply.choices[0].finish_reason == "stop"
+    pieces = [
+        chunk.choices[0].text
+        for chunk in client.completions.create(model="codex-local", prompt="Say hi", stream=True)
+        if chunk.choices
+    ]
+    assert "".join(pieces) == "Hello from the mock model."
+
+
+def test_a_model_is_retrieved_by_id(client):
+    assert client.models.retrieve("codex-local").id == "codex-local"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4o")
