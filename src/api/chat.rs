@@ -134,7 +134,7 @@ pub(super) fn stop_sequences(stop: Option<&Stop>) -> Result<Vec<String>, ProxyEr
 }
 
 /// `reasoning_effort`, checked against [`REASONING_EFFORTS`].
-fn requested_effort(effort: Option<&str>) -> Result<Option<String>, ProxyError> {
+pub(super) fn requested_effort(effort: Option<&str>) -> Result<Option<String>, ProxyError> {
     match effort {
         None => Ok(None),
         Some(effort) if REASONING_EFFORTS.contains(&effort) => Ok(Some(effort.to_owned())),

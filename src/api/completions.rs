@@ -235,7 +235,7 @@ fn render(
     deltas: impl Stream<Item = Delta> + Send + 'static,
     keepalive: std::time::Duration,
 ) -> impl Stream<Item = bytes::Bytes> + Send + 'static {
-    sse::events(None, deltas, keepalive, move |delta| match delta {
+    sse::events(None, deltas, keepalive, true, move |delta| match delta {
         Delta::Content(text) => vec![sse::event(&header.completion(text, None))],
         Delta::Finish { reason, usage } => {
             let mut last = header.completion(String::new(), Some(reason.as_str()));
@@ -244,7 +244,8 @@ fn render(
             }
             vec![sse::event(&last)]
         }
-        Delta::Reasoning(_) | Delta::ToolCall(_) | Delta::Failed(_) => Vec::new(),
+        Delta::Failed(err) => vec![sse::failure(&err)],
+        Delta::Reasoning(_) | Delta::ToolCall(_) => Vec::new(),
     })
 }
 

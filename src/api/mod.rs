@@ -12,6 +12,7 @@ pub mod models;
 pub mod request;
 pub mod request_id;
 pub mod response;
+pub mod responses;
 mod run;
 pub mod sse;
 
@@ -102,6 +103,7 @@ pub fn service(
     (
         chat::ChatApi,
         completions::CompletionsApi,
+        responses::ResponsesApi,
         models::ModelsApi,
         health::HealthApi,
     ),
@@ -113,6 +115,9 @@ pub fn service(
                 state: state.clone(),
             },
             completions::CompletionsApi {
+                state: state.clone(),
+            },
+            responses::ResponsesApi {
                 state: state.clone(),
             },
             models::ModelsApi {
@@ -194,7 +199,7 @@ fn cors(origins: &[String]) -> Option<poem::middleware::Cors> {
 }
 
 /// The routes whose requests carry a body.
-const BODY_ROUTES: &[&str] = &["/v1/chat/completions", "/v1/completions"];
+const BODY_ROUTES: &[&str] = &["/v1/chat/completions", "/v1/completions", "/v1/responses"];
 
 /// How much body a request may send, and how fast.
 #[derive(Debug, Clone, Copy)]

@@ -62,63 +62,75 @@ pub fn render(
         },
         None,
     ));
-    events(Some(first), deltas, keepalive, move |delta| match delta {
-        Delta::Reasoning(text) => vec![event(&header.chunk(
-            ChunkDelta {
-                reasoning_content: Some(text),
-                ..Default::default()
-            },
-            None,
-        ))],
-        Delta::Content(text) => vec![event(&header.chunk(
-            ChunkDelta {
-                content: Some(text),
-                ..Default::default()
-            },
-            None,
-        ))],
-        Delta::ToolCall(call) => {
-            let tool_call = ChunkToolCall {
-                index: call.index,
-                id: call.id,
-                kind: "function".into(),
-                function: FunctionCallOut {
-                    name: call.name,
-                    arguments: call.arguments,
-                },
-            };
-            vec![event(&header.chunk(
+    events(
+        Some(first),
+        deltas,
+        keepalive,
+        true,
+        move |delta| match delta {
+            Delta::Reasoning(text) => vec![event(&header.chunk(
                 ChunkDelta {
-                    tool_calls: Some(vec![tool_call]),
+                    reasoning_content: Some(text),
                     ..Default::default()
                 },
                 None,
-            ))]
-        }
-        Delta::Finish { reason, usage } => {
-            let mut out = vec![event(
-                &header.chunk(ChunkDelta::default(), Some(reason.as_str())),
-            )];
-            if header.include_usage {
-                let mut chunk = header.chunk(ChunkDelta::default(), None);
-                chunk.choices.clear();
-                chunk.usage = Some(Usage::from(usage));
-                out.push(event(&chunk));
+            ))],
+            Delta::Content(text) => vec![event(&header.chunk(
+                ChunkDelta {
+                    content: Some(text),
+                    ..Default::default()
+                },
+                None,
+            ))],
+            Delta::ToolCall(call) => {
+                let tool_call = ChunkToolCall {
+                    index: call.index,
+                    id: call.id,
+                    kind: "function".into(),
+                    function: FunctionCallOut {
+                        name: call.name,
+                        arguments: call.arguments,
+                    },
+                };
+                vec![event(&header.chunk(
+                    ChunkDelta {
+                        tool_calls: Some(vec![tool_call]),
+                        ..Default::default()
+                    },
+                    None,
+                ))]
             }
-            out
-        }
-        // `events` renders failures itself.
-        Delta::Failed(_) => Vec::new(),
-    })
+            Delta::Finish { reason, usage } => {
+                let mut out = vec![event(
+                    &header.chunk(ChunkDelta::default(), Some(reason.as_str())),
+                )];
+                if header.include_usage {
+                    let mut chunk = header.chunk(ChunkDelta::default(), None);
+                    chunk.choices.clear();
+                    chunk.usage = Some(Usage::from(usage));
+                    out.push(event(&chunk));
+                }
+                out
+            }
+            Delta::Failed(err) => vec![failure(&err)],
+        },
+    )
+}
+
+/// A failure after the headers are out, in band as an OpenAI error object.
+pub fn failure(err: &crate::error::ProxyError) -> Bytes {
+    tracing::warn!(error = %err, "codex failed mid-stream; sending an in-band error");
+    event(&ErrorEnvelope::from(err))
 }
 
 /// The SSE loop every streamed API shares: `first`, then each delta as `render` makes it, a
-/// keep-alive comment while codex is silent, a failure in band as an OpenAI error object, and
-/// `data: [DONE]` after the terminal delta.
+/// keep-alive comment while codex is silent, and with `done` a `data: [DONE]` after the
+/// terminal delta (the chat APIs end so; the Responses API ends with its last event).
 pub fn events(
     first: Option<Bytes>,
     deltas: impl Stream<Item = Delta> + Send + 'static,
     keepalive: Duration,
+    done: bool,
     mut render: impl FnMut(Delta) -> Vec<Bytes> + Send + 'static,
 ) -> impl Stream<Item = Bytes> + Send + 'static {
     async_stream::stream! {
@@ -137,11 +149,6 @@ pub fn events(
                 Ok(None) => break,
                 Ok(Some(delta)) => delta,
             };
-            if let Delta::Failed(err) = &delta {
-                tracing::warn!(error = %err, "codex failed mid-stream; sending an in-band error");
-                yield event(&ErrorEnvelope::from(err));
-                break;
-            }
             let terminal = delta.is_terminal();
             for bytes in render(delta) {
                 yield bytes;
@@ -150,7 +157,9 @@ pub fn events(
                 break;
             }
         }
-        yield Bytes::from_static(DONE);
+        if done {
+            yield Bytes::from_static(DONE);
+        }
     }
 }
 

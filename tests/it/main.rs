@@ -27,6 +27,7 @@ mod models_health;
 mod native_tools;
 mod observability;
 mod plan_limits;
+mod responses;
 mod safety;
 mod scenarios;
 mod spec;

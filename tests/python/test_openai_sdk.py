@@ -211,3 +211,32 @@ def test_a_model_is_retrieved_by_id(client):
     assert client.models.retrieve("codex-local").id == "codex-local"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("gpt-4o")
+
+
+def test_responses_plain_streamed_and_a_tool_round_trip(client):
+    reply = client.responses.create(model="codex-local", input="think [[reasoning]]", instructions="Be brief.")
+    assert reply.status == "completed"
+    assert reply.output_text == "Reasoned answer from the mock model."
+    assert [item.type for item in reply.output] == ["reasoning", "message"]
+    assert reply.usage.input_tokens == 120
+
+    kinds, text = [], ""
+    with client.responses.stream(model="codex-local", input="hi [[reasoning]]") as stream:
+        for event in stream:
+            kinds.append(event.type)
+            if event.type == "response.output_text.delta":
+                text += event.delta
+        final = stream.get_final_response()
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert text == final.output_text == "Reasoned answer from the mock model."
+
+    tools = [{"type": "function", "name": "get_weather", "description": "The weather in a city.",
+              "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+    items = [{"role": "user", "content": "Weather in Paris? [[tool_flow]]"}]
+    first = client.responses.create(model="codex-local", input=items, tools=tools)
+    call = next(item for item in first.output if item.type == "function_call")
+    assert json.loads(call.arguments) == {"city": "Paris"}
+    items += [call.model_dump(exclude_none=True),
+              {"type": "function_call_output", "call_id": call.call_id, "output": "18 C and sunny"}]
+    final = client.responses.create(model="codex-local", input=items, tools=tools)
+    assert final.output_text == "The tool says: 18 C and sunny"

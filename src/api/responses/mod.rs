@@ -1,0 +1,291 @@
+//! `POST /v1/responses`: the Responses API that the newest clients speak (the OpenAI SDK's
+//! `responses.create`, LangChain's default for codex models, the Agents SDK, the Vercel AI SDK).
+//! The request is converted into the proxy's conversation and tool set at this edge
+//! (`input.rs`), runs through the same run as chat completions, and its deltas are rendered as a
+//! `response` object or its event stream (`render.rs`).
+
+mod input;
+mod render;
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use poem::web::RemoteAddr;
+use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi, ResponseContent};
+use serde_json::{json, Value};
+use tracing::Span;
+
+use super::{
+    auth::Authorized,
+    chat::{requested_effort, unix_now},
+    conversation,
+    error::ApiError,
+    request_id::InSpan,
+    run,
+    sse::EventStream,
+    ApiTags, AppState,
+};
+use crate::{
+    codex::{Turn, TurnInput},
+    error::ProxyError,
+    metrics::RequestOutcome,
+    prompt,
+    structured::{self, ResponseFormat},
+    tools::schema::SchemaBudget,
+    translate::{Options, ReasoningOutput},
+};
+
+pub struct ResponsesApi {
+    pub state: Arc<AppState>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct CreateResponse {
+    /// A model id from `GET /v1/models`.
+    pub model: String,
+    /// A string, or an array of input items: messages (`role`, `content` as a string or
+    /// `input_text` / `input_image` parts), `function_call` and `function_call_output`.
+    pub input: Value,
+    /// System instructions, before the input.
+    pub instructions: Option<String>,
+    /// Function tools: `{"type": "function", "name", "description", "parameters", "strict"}`.
+    pub tools: Option<Vec<Value>>,
+    /// `auto`, `none`, `required`, or `{"type": "function", "name": ...}`.
+    pub tool_choice: Option<Value>,
+    pub parallel_tool_calls: Option<bool>,
+    /// `{"effort": ..., "summary": ...}`.
+    pub reasoning: Option<Value>,
+    /// `{"format": {"type": "text" | "json_object" | "json_schema", ...}}`.
+    pub text: Option<Value>,
+    /// Stream the response as its events.
+    pub stream: Option<bool>,
+    /// Accepted; responses are not stored yet, so `previous_response_id` is refused.
+    pub store: Option<bool>,
+    pub previous_response_id: Option<String>,
+    /// Echoed in the response.
+    pub metadata: Option<Value>,
+    /// An end-user id, logged with the request.
+    pub user: Option<String>,
+    /// Accepted for compatibility; codex does not cap its answer length.
+    pub max_output_tokens: Option<u64>,
+    /// Accepted for compatibility; codex does not expose sampling parameters.
+    pub temperature: Option<f64>,
+    /// Accepted for compatibility; codex does not expose sampling parameters.
+    pub top_p: Option<f64>,
+}
+
+#[derive(ResponseContent)]
+pub enum ResponsesBody {
+    Json(Json<Value>),
+    Stream(EventStream<Value>),
+}
+
+#[derive(ApiResponse)]
+pub enum ResponsesResponse {
+    /// A `response` object, or with `stream: true` its events (`response.created`, ...,
+    /// `response.completed` or `response.failed`), each with a `sequence_number`.
+    #[oai(status = 200)]
+    Ok(ResponsesBody),
+}
+
+#[OpenApi(tag = "ApiTags::Chat")]
+impl ResponsesApi {
+    /// Create a response
+    ///
+    /// Runs codex on the input. Works like OpenAI's Responses API, without stored responses.
+    #[oai(
+        path = "/v1/responses",
+        method = "post",
+        operation_id = "createResponse"
+    )]
+    async fn create(
+        &self,
+        _auth: Authorized,
+        remote: &RemoteAddr,
+        body: Json<CreateResponse>,
+    ) -> Result<ResponsesResponse, ApiError> {
+        let mut outcome = run::counted(&self.state, &body.0.model);
+        let result = self.answer(remote, body.0, &mut outcome).await;
+        if let Err(err) = &result {
+            run::refused(&mut outcome, err.0.status().as_u16());
+        }
+        result
+    }
+}
+
+/// A Responses tool (`{"type": "function", "name", ...}`) in the chat API's shape, which the
+/// shared tool converter reads.
+fn chat_tool(index: usize, tool: &Value) -> Result<super::request::Tool, ProxyError> {
+    let kind = tool["type"].as_str().unwrap_or_default().to_owned();
+    let name = tool["name"]
+        .as_str()
+        .ok_or_else(|| ProxyError::InvalidRequest {
+            message: format!("tools[{index}].name must be a string."),
+            param: Some(format!("tools[{index}].name")),
+        })?;
+    Ok(super::request::Tool {
+        kind,
+        function: super::request::FunctionDefinition {
+            name: name.to_owned(),
+            description: tool["description"].as_str().map(str::to_owned),
+            parameters: tool.get("parameters").filter(|p| !p.is_null()).cloned(),
+            strict: tool["strict"].as_bool(),
+        },
+    })
+}
+
+impl ResponsesApi {
+    async fn answer(
+        &self,
+        remote: &RemoteAddr,
+        request: CreateResponse,
+        outcome: &mut Option<RequestOutcome>,
+    ) -> Result<ResponsesResponse, ApiError> {
+        let state = &self.state;
+        if let Some(id) = &request.previous_response_id {
+            return Err(ProxyError::invalid(
+                format!("`previous_response_id` {id:?}: this server does not store responses yet; send the whole conversation in `input`."),
+                "previous_response_id",
+            )
+            .into());
+        }
+        let choice = state
+            .config
+            .resolve_model(&request.model, &state.backend.models())
+            .ok_or_else(|| ProxyError::ModelNotFound(request.model.clone()))?;
+        let effort = requested_effort(
+            request
+                .reasoning
+                .as_ref()
+                .and_then(|r| r["effort"].as_str()),
+        )?
+        .or(choice.effort);
+        let tools: Vec<super::request::Tool> = request
+            .tools
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(index, tool)| chat_tool(index, tool))
+            .collect::<Result<_, _>>()?;
+        // `{"type": "function", "name"}` is the chat API's `{"type": "function", "function": {"name"}}`.
+        let tool_choice = match &request.tool_choice {
+            Some(choice) if choice.get("name").is_some() => {
+                Some(json!({"type": "function", "function": {"name": choice["name"]}}))
+            }
+            other => other.clone(),
+        };
+        let tools = conversation::tools(
+            Some(&tools),
+            tool_choice.as_ref(),
+            request.parallel_tool_calls,
+            SchemaBudget {
+                max_nodes: state.config.limits.max_tool_schema_nodes,
+                max_steps: state.config.limits.max_tool_check_steps,
+            },
+        )?;
+        // `text.format` is the chat API's `response_format`, its schema one level up.
+        let format = match request.text.as_ref().and_then(|t| t.get("format")) {
+            Some(format) if format["type"] == "json_schema" => {
+                let chat_shape = json!({"type": "json_schema", "json_schema": {
+                    "name": format["name"], "schema": format["schema"], "strict": format["strict"]}});
+                ResponseFormat::from_request(Some(&chat_shape))?
+            }
+            other => ResponseFormat::from_request(other)?,
+        };
+        let conversation = input::conversation(request.instructions.as_deref(), &request.input)?;
+        let images = conversation
+            .items
+            .iter()
+            .flat_map(|item| item.parts())
+            .filter(|part| matches!(part, crate::conversation::Part::Image(_)))
+            .count();
+        let max_images = state.config.limits.max_images;
+        if images > max_images {
+            return Err(ProxyError::invalid(
+                format!("The input has {images} images, more than this server's limit of {max_images} (MAX_IMAGES)."),
+                "input",
+            )
+            .into());
+        }
+        let transcript: Arc<str> = Arc::from(prompt::transcript(&conversation, tools.as_deref()));
+        let turn = Turn {
+            input: TurnInput::Items {
+                conversation,
+                tools: tools.clone(),
+                instructions: (format == ResponseFormat::JsonObject)
+                    .then(|| structured::JSON_OBJECT_INSTRUCTION.to_owned())
+                    .into_iter()
+                    .collect(),
+            },
+            model: choice.model,
+            effort,
+            output_schema: match &format {
+                ResponseFormat::JsonSchema(schema) => Some(schema.clone()),
+                _ => None,
+            },
+        };
+        let options = Options {
+            tools,
+            native_tools: state.backend.takes_items(),
+            // Reasoning is an output item of its own here, never inside the text.
+            reasoning_output: match state.config.reasoning_output {
+                ReasoningOutput::None => ReasoningOutput::None,
+                _ => ReasoningOutput::ReasoningContent,
+            },
+            stop: Vec::new(),
+            json: format.wants_json(),
+        };
+        let stream = request.stream.unwrap_or(false);
+        tracing::info!(model = %request.model, stream, user = request.user.as_deref().unwrap_or(""), "response");
+        let mut echoed = serde_json::Map::new();
+        echoed.insert("instructions".into(), json!(request.instructions));
+        echoed.insert(
+            "metadata".into(),
+            request.metadata.unwrap_or_else(|| json!({})),
+        );
+        echoed.insert("tools".into(), json!(request.tools.unwrap_or_default()));
+        echoed.insert(
+            "tool_choice".into(),
+            request.tool_choice.unwrap_or_else(|| json!("auto")),
+        );
+        echoed.insert(
+            "parallel_tool_calls".into(),
+            json!(request.parallel_tool_calls.unwrap_or(true)),
+        );
+        echoed.insert(
+            "text".into(),
+            request
+                .text
+                .unwrap_or_else(|| json!({"format": {"type": "text"}})),
+        );
+        echoed.insert(
+            "reasoning".into(),
+            request
+                .reasoning
+                .unwrap_or_else(|| json!({"effort": null, "summary": null})),
+        );
+        echoed.insert("store".into(), json!(false));
+        echoed.insert("previous_response_id".into(), Value::Null);
+        let deltas = run::start(state, remote, turn, transcript, options, outcome).await?;
+        let envelope = render::Envelope {
+            id: crate::ids::random_id("resp_"),
+            created_at: unix_now(),
+            model: request.model,
+            echoed,
+        };
+        if stream {
+            let body = InSpan::new(
+                render::stream(envelope, deltas, state.config.keepalive).boxed(),
+                Span::current(),
+            )
+            .boxed();
+            Ok(ResponsesResponse::Ok(ResponsesBody::Stream(
+                EventStream::new(body),
+            )))
+        } else {
+            Ok(ResponsesResponse::Ok(ResponsesBody::Json(Json(
+                render::fold(envelope, deltas).await?,
+            ))))
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! `POST /v1/responses` on fake-codex, both backends: the response object, its event stream in
+//! OpenAI's order, function calls and their outputs round trip, and what it refuses.
+
+use serde_json::{json, Value};
+
+use crate::support::{client_on, BACKENDS};
+
+async fn post<E: poem::Endpoint>(cli: &poem::test::TestClient<E>, body: &Value) -> (u16, String) {
+    let resp = cli.post("/v1/responses").body_json(body).send().await;
+    let status = resp.0.status().as_u16();
+    (status, resp.0.into_body().into_string().await.unwrap())
+}
+
+fn events(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect()
+}
+
+fn weather() -> Value {
+    json!({"type": "function", "name": "get_weather", "description": "The weather in a city.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}})
+}
+
+#[tokio::test]
+async fn a_response_object_with_its_output_text_and_usage() {
+    for backend in BACKENDS {
+        let cli = client_on(backend, &[]);
+        let (status, body) = post(
+            &cli,
+            &json!({"model": "codex-local", "input": "think [[reasoning]]", "instructions": "Be brief."}),
+        )
+        .await;
+        assert_eq!(status, 200, "{backend}: {body}");
+        let response: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(response["object"], "response");
+        assert_eq!(response["status"], "completed");
+        assert!(response["id"].as_str().unwrap().starts_with("resp_"));
+        assert_eq!(
+            response["output_text"], "Reasoned answer from the mock model.",
+            "{backend}"
+        );
+        let kinds: Vec<&str> = response["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["reasoning", "message"], "{backend}: {response}");
+        assert!(response["output"][0]["summary"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Thinking"));
+        assert_eq!(response["usage"]["input_tokens"], 120, "{response}");
+        assert_eq!(
+            response["usage"]["output_tokens_details"]["reasoning_tokens"],
+            7
+        );
+        assert_eq!(response["instructions"], "Be brief.");
+    }
+}
+
+#[tokio::test]
+async fn the_stream_is_openais_event_sequence_numbered_and_without_done() {
+    for backend in BACKENDS {
+        let cli = client_on(backend, &[]);
+        let (status, body) = post(
+            &cli,
+            &json!({"model": "codex-local", "input": "hi [[reasoning]]", "stream": true}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(!body.contains("[DONE]"), "{body}");
+        assert!(body.starts_with("event: response.created\n"), "{body}");
+        let events = events(&body);
+        let numbers: Vec<u64> = events
+            .iter()
+            .map(|e| e["sequence_number"].as_u64().unwrap())
+            .collect();
+        assert_eq!(numbers, (0..events.len() as u64).collect::<Vec<_>>());
+        let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds.first(), Some(&"response.created"));
+        assert_eq!(kinds.last(), Some(&"response.completed"), "{kinds:?}");
+        for kind in [
+            "response.output_item.added",
+            "response.reasoning_summary_text.delta",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+        ] {
+            assert!(
+                kinds.contains(&kind),
+                "{backend}: {kind} missing from {kinds:?}"
+            );
+        }
+        let text: String = events
+            .iter()
+            .filter(|e| e["type"] == "response.output_text.delta")
+            .map(|e| e["delta"].as_str().unwrap())
+            .collect();
+        assert_eq!(text, "Reasoned answer from the mock model.");
+        assert_eq!(
+            events.last().unwrap()["response"]["output_text"],
+            "Reasoned answer from the mock model."
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_function_call_and_its_output_round_trip() {
+    for backend in BACKENDS {
+        let cli = client_on(backend, &[]);
+        let ask = json!({"role": "user", "content": "Weather in Paris? [[tool_flow]]"});
+        let (status, body) = post(
+            &cli,
+            &json!({"model": "codex-local", "input": [ask], "tools": [weather()]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{backend}: {body}");
+        let response: Value = serde_json::from_str(&body).unwrap();
+        let call = response["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["type"] == "function_call")
+            .unwrap_or_else(|| panic!("{backend}: {response}"))
+            .clone();
+        assert_eq!(call["name"], "get_weather");
+        assert_eq!(call["arguments"], "{\"city\":\"Paris\"}");
+        let (status, body) = post(
+            &cli,
+            &json!({"model": "codex-local", "tools": [weather()], "input": [
+                ask,
+                {"type": "function_call", "call_id": call["call_id"], "name": "get_weather", "arguments": call["arguments"]},
+                {"type": "function_call_output", "call_id": call["call_id"], "output": "Sunny"},
+            ]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{backend}: {body}");
+        let response: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(response["output_text"], "The tool says: Sunny", "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn what_cannot_be_answered_is_an_openai_error() {
+    let cli = client_on("app-server", &[]);
+    for (body, status, param) in [
+        (json!({"model": "codex-local", "input": 7}), 400, "input"),
+        (
+            json!({"model": "codex-local", "input": [{"type": "computer_call"}]}),
+            400,
+            "input[0].type",
+        ),
+        (
+            json!({"model": "codex-local", "input": "hi", "previous_response_id": "resp_x"}),
+            400,
+            "previous_response_id",
+        ),
+        (
+            json!({"model": "codex-local", "input": "hi", "reasoning": {"effort": "huge"}}),
+            400,
+            "reasoning_effort",
+        ),
+    ] {
+        let (got, text) = post(&cli, &body).await;
+        let reply: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (got, reply["error"]["param"].as_str()),
+            (status, Some(param)),
+            "{reply}"
+        );
+    }
+    let (status, text) = post(&cli, &json!({"model": "gpt-4o", "input": "hi"})).await;
+    assert_eq!(status, 404, "{text}");
+    // A JSON answer asked for with `text.format`, as the chat API's `response_format`.
+    let (status, text) = post(
+        &cli,
+        &json!({"model": "codex-local", "input": "[[json]]", "text": {"format": {"type": "json_schema",
+            "name": "weather", "schema": {"type": "object", "properties": {"city": {"type": "string"}}}}}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let response: Value = serde_json::from_str(&text).unwrap();
+    let answer: Value = serde_json::from_str(response["output_text"].as_str().unwrap()).unwrap();
+    assert!(answer.is_object(), "{answer}");
+}
