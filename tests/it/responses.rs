@@ -186,3 +186,47 @@ async fn what_cannot_be_answered_is_an_openai_error() {
     let answer: Value = serde_json::from_str(response["output_text"].as_str().unwrap()).unwrap();
     assert!(answer.is_object(), "{answer}");
 }
+
+/// Ids and times made stable for a snapshot: the shape is what is reviewed.
+fn stable(mut value: Value) -> Value {
+    fn walk(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    match (key.as_str(), v.as_str()) {
+                        ("id" | "item_id" | "call_id", Some(id)) => {
+                            let prefix = id.split('_').next().unwrap_or_default();
+                            *v = json!(format!("[{prefix}-id]"));
+                        }
+                        ("created_at", _) => *v = json!("[created_at]"),
+                        _ => walk(v),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
+}
+
+#[tokio::test]
+async fn each_event_sequence_as_snapshotted() {
+    for (name, backend, body) in [
+        (
+            "responses_stream_reasoning_exec",
+            "exec",
+            json!({"model": "codex-local", "input": "hi [[reasoning]]", "stream": true}),
+        ),
+        (
+            "responses_stream_tool_call_app_server",
+            "app-server",
+            json!({"model": "codex-local", "input": "Weather? [[tool_flow]]", "tools": [weather()], "stream": true}),
+        ),
+    ] {
+        let (status, text) = post(&client_on(backend, &[]), &body).await;
+        assert_eq!(status, 200, "{text}");
+        crate::support::snapshot!(name, stable(Value::Array(events(&text))));
+    }
+}
