@@ -129,6 +129,10 @@ struct RawConfig {
     #[serde(default, deserialize_with = "non_empty")]
     max_images: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
+    responses_stored: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    responses_stored_secs: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
     header_timeout_secs: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     body_timeout_secs: Option<String>,
@@ -209,6 +213,10 @@ pub struct Limits {
     pub max_prompt_tokens: u64,
     /// Most images one request may attach.
     pub max_images: usize,
+    /// Most Responses API responses kept for `previous_response_id` and retrieval.
+    pub responses_stored: usize,
+    /// How long a stored response is kept.
+    pub responses_stored_age: Duration,
     /// How long a client may take to send a request's headers; also how long an idle
     /// keep-alive connection stays open.
     pub header_timeout: Duration,
@@ -237,6 +245,8 @@ impl Default for Limits {
             max_body_bytes: 20 * 1024 * 1024,
             max_prompt_tokens: 272_000,
             max_images: 64,
+            responses_stored: 256,
+            responses_stored_age: Duration::from_secs(3600),
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(60),
             max_connections: None,
@@ -465,6 +475,18 @@ impl Config {
                 defaults.max_images as u64,
                 0,
             )? as usize,
+            responses_stored: number(
+                "RESPONSES_STORED",
+                raw.responses_stored.as_deref(),
+                defaults.responses_stored as u64,
+                0,
+            )? as usize,
+            responses_stored_age: secs(
+                "RESPONSES_STORED_SECS",
+                &raw.responses_stored_secs,
+                defaults.responses_stored_age,
+                1,
+            )?,
             header_timeout: secs(
                 "HEADER_TIMEOUT_SECS",
                 &raw.header_timeout_secs,

@@ -117,9 +117,7 @@ pub fn service(
             completions::CompletionsApi {
                 state: state.clone(),
             },
-            responses::ResponsesApi {
-                state: state.clone(),
-            },
+            responses::ResponsesApi::new(state.clone()),
             models::ModelsApi {
                 state: state.clone(),
             },

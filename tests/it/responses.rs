@@ -230,3 +230,95 @@ async fn each_event_sequence_as_snapshotted() {
         crate::support::snapshot!(name, stable(Value::Array(events(&text))));
     }
 }
+
+#[tokio::test]
+async fn a_stored_response_is_continued_retrieved_and_deleted() {
+    for backend in BACKENDS {
+        let cli = client_on(backend, &[]);
+        let (status, body) = post(
+            &cli,
+            &json!({"model": "codex-local", "input": "Weather in Paris? [[tool_flow]]", "tools": [weather()]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let first: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(first["store"], true);
+        let id = first["id"].as_str().unwrap().to_owned();
+        let call = first["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["type"] == "function_call")
+            .unwrap_or_else(|| panic!("{first}"))
+            .clone();
+        // Only the new item: the stored response brings the question and the call.
+        let (status, body) = post(
+            &cli,
+            &json!({"model": "codex-local", "tools": [weather()], "previous_response_id": id,
+                    "stream": true,
+                    "input": [{"type": "function_call_output", "call_id": call["call_id"], "output": "Sunny"}]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{backend}: {body}");
+        let completed = events(&body).pop().unwrap();
+        assert_eq!(
+            completed["response"]["output_text"], "The tool says: Sunny",
+            "{backend}"
+        );
+        assert_eq!(completed["response"]["previous_response_id"], id.as_str());
+        let second = completed["response"]["id"].as_str().unwrap().to_owned();
+
+        let got = cli.get(format!("/v1/responses/{second}")).send().await;
+        assert_eq!(got.0.status().as_u16(), 200);
+        let got: Value =
+            serde_json::from_str(&got.0.into_body().into_string().await.unwrap()).unwrap();
+        assert_eq!(got["output_text"], "The tool says: Sunny");
+
+        let deleted = cli.delete(format!("/v1/responses/{id}")).send().await;
+        assert_eq!(deleted.0.status().as_u16(), 200);
+        let deleted: Value =
+            serde_json::from_str(&deleted.0.into_body().into_string().await.unwrap()).unwrap();
+        assert_eq!(
+            deleted,
+            json!({"id": id, "object": "response.deleted", "deleted": true})
+        );
+        let gone = cli.get(format!("/v1/responses/{id}")).send().await;
+        assert_eq!(gone.0.status().as_u16(), 404);
+        let gone: Value =
+            serde_json::from_str(&gone.0.into_body().into_string().await.unwrap()).unwrap();
+        assert!(
+            gone["error"]["message"].as_str().unwrap().contains(&id),
+            "{gone}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn store_false_and_a_store_of_none_keep_nothing() {
+    for (extra, body) in [
+        (
+            vec![],
+            json!({"model": "codex-local", "input": "hi", "store": false}),
+        ),
+        (
+            vec![("RESPONSES_STORED", "0")],
+            json!({"model": "codex-local", "input": "hi"}),
+        ),
+    ] {
+        let cli = client_on("exec", &extra);
+        let (status, text) = post(&cli, &body).await;
+        assert_eq!(status, 200, "{text}");
+        let response: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(response["store"], false);
+        let id = response["id"].as_str().unwrap();
+        let got = cli.get(format!("/v1/responses/{id}")).send().await;
+        assert_eq!(got.0.status().as_u16(), 404);
+        let (status, text) = post(
+            &cli,
+            &json!({"model": "codex-local", "input": "again", "previous_response_id": id}),
+        )
+        .await;
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("not found"), "{text}");
+    }
+}

@@ -240,3 +240,15 @@ def test_responses_plain_streamed_and_a_tool_round_trip(client):
               {"type": "function_call_output", "call_id": call.call_id, "output": "18 C and sunny"}]
     final = client.responses.create(model="codex-local", input=items, tools=tools)
     assert final.output_text == "The tool says: 18 C and sunny"
+
+
+def test_a_stored_response_is_continued_and_retrieved(client):
+    first = client.responses.create(model="codex-local", input="My name is Ada. [[echo]]")
+    follow = client.responses.create(model="codex-local", input="Say it again.", previous_response_id=first.id)
+    assert follow.previous_response_id == first.id
+    assert client.responses.retrieve(follow.id).output_text == follow.output_text
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model="codex-local", input="again", previous_response_id=first.id)

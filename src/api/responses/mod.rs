@@ -6,12 +6,13 @@
 
 mod input;
 mod render;
+pub mod store;
 
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use poem::web::RemoteAddr;
-use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi, ResponseContent};
+use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi, ResponseContent};
 use serde_json::{json, Value};
 use tracing::Span;
 
@@ -37,6 +38,18 @@ use crate::{
 
 pub struct ResponsesApi {
     pub state: Arc<AppState>,
+    pub store: Arc<store::ResponseStore>,
+}
+
+impl ResponsesApi {
+    pub fn new(state: Arc<AppState>) -> Self {
+        let limits = &state.config.limits;
+        let store = store::ResponseStore::new(limits.responses_stored, limits.responses_stored_age);
+        ResponsesApi {
+            state,
+            store: Arc::new(store),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Object)]
@@ -59,8 +72,10 @@ pub struct CreateResponse {
     pub text: Option<Value>,
     /// Stream the response as its events.
     pub stream: Option<bool>,
-    /// Accepted; responses are not stored yet, so `previous_response_id` is refused.
+    /// Keep the response (the default) for `previous_response_id` and `GET /v1/responses/{id}`,
+    /// within `RESPONSES_STORED` and `RESPONSES_STORED_SECS`.
     pub store: Option<bool>,
+    /// Continue a stored response: its conversation comes before `input`.
     pub previous_response_id: Option<String>,
     /// Echoed in the response.
     pub metadata: Option<Value>,
@@ -92,7 +107,7 @@ pub enum ResponsesResponse {
 impl ResponsesApi {
     /// Create a response
     ///
-    /// Runs codex on the input. Works like OpenAI's Responses API, without stored responses.
+    /// Runs codex on the input. Works like OpenAI's Responses API.
     #[oai(
         path = "/v1/responses",
         method = "post",
@@ -110,6 +125,45 @@ impl ResponsesApi {
             run::refused(&mut outcome, err.0.status().as_u16());
         }
         result
+    }
+
+    /// Retrieve a response
+    ///
+    /// A stored response, as `POST /v1/responses` returned it.
+    #[oai(
+        path = "/v1/responses/:id",
+        method = "get",
+        operation_id = "getResponse"
+    )]
+    async fn retrieve(&self, _auth: Authorized, id: Path<String>) -> Result<Json<Value>, ApiError> {
+        match self.store.get(&id.0) {
+            Some(stored) => Ok(Json(stored.response)),
+            None => Err(not_found(&id.0).into()),
+        }
+    }
+
+    /// Delete a response
+    #[oai(
+        path = "/v1/responses/:id",
+        method = "delete",
+        operation_id = "deleteResponse"
+    )]
+    async fn delete(&self, _auth: Authorized, id: Path<String>) -> Result<Json<Value>, ApiError> {
+        if self.store.delete(&id.0) {
+            Ok(Json(
+                json!({"id": id.0, "object": "response.deleted", "deleted": true}),
+            ))
+        } else {
+            Err(not_found(&id.0).into())
+        }
+    }
+}
+
+/// OpenAI's answer for an id it does not know (never stored, expired, evicted or deleted).
+fn not_found(id: &str) -> ProxyError {
+    ProxyError::Http {
+        status: poem::http::StatusCode::NOT_FOUND,
+        message: format!("Response with id '{id}' not found."),
     }
 }
 
@@ -142,12 +196,24 @@ impl ResponsesApi {
         outcome: &mut Option<RequestOutcome>,
     ) -> Result<ResponsesResponse, ApiError> {
         let state = &self.state;
-        if let Some(id) = &request.previous_response_id {
-            return Err(ProxyError::invalid(
-                format!("`previous_response_id` {id:?}: this server does not store responses yet; send the whole conversation in `input`."),
-                "previous_response_id",
-            )
-            .into());
+        // The input as items, after the conversation of the response it continues.
+        let mut items = match &request.previous_response_id {
+            None => Vec::new(),
+            Some(id) => match self.store.get(id) {
+                Some(stored) => stored.conversation,
+                None => {
+                    return Err(ProxyError::invalid(
+                        format!("Previous response with id '{id}' not found."),
+                        "previous_response_id",
+                    )
+                    .into())
+                }
+            },
+        };
+        match &request.input {
+            Value::String(text) => items.push(json!({"role": "user", "content": text})),
+            Value::Array(entries) => items.extend(entries.iter().cloned()),
+            _ => {}
         }
         let choice = state
             .config
@@ -192,7 +258,12 @@ impl ResponsesApi {
             }
             other => ResponseFormat::from_request(other)?,
         };
-        let conversation = input::conversation(request.instructions.as_deref(), &request.input)?;
+        let input = if request.input.is_string() || request.input.is_array() {
+            Value::Array(items.clone())
+        } else {
+            request.input.clone()
+        };
+        let conversation = input::conversation(request.instructions.as_deref(), &input)?;
         let images = conversation
             .items
             .iter()
@@ -264,8 +335,12 @@ impl ResponsesApi {
                 .reasoning
                 .unwrap_or_else(|| json!({"effort": null, "summary": null})),
         );
-        echoed.insert("store".into(), json!(false));
-        echoed.insert("previous_response_id".into(), Value::Null);
+        let store = request.store.unwrap_or(true) && state.config.limits.responses_stored > 0;
+        echoed.insert("store".into(), json!(store));
+        echoed.insert(
+            "previous_response_id".into(),
+            json!(request.previous_response_id),
+        );
         let deltas = run::start(state, remote, turn, transcript, options, outcome).await?;
         let envelope = render::Envelope {
             id: crate::ids::random_id("resp_"),
@@ -273,9 +348,26 @@ impl ResponsesApi {
             model: request.model,
             echoed,
         };
+        // A completed response is kept with the conversation it ends.
+        let keep: render::OnCompleted = {
+            let (store_to, id) = (self.store.clone(), envelope.id.clone());
+            Box::new(move |response: &Value| {
+                if store {
+                    let mut conversation = items;
+                    conversation.extend(response["output"].as_array().cloned().unwrap_or_default());
+                    store_to.put(
+                        id,
+                        store::Stored {
+                            response: response.clone(),
+                            conversation,
+                        },
+                    );
+                }
+            })
+        };
         if stream {
             let body = InSpan::new(
-                render::stream(envelope, deltas, state.config.keepalive).boxed(),
+                render::stream(envelope, deltas, state.config.keepalive, keep).boxed(),
                 Span::current(),
             )
             .boxed();
@@ -283,9 +375,9 @@ impl ResponsesApi {
                 EventStream::new(body),
             )))
         } else {
-            Ok(ResponsesResponse::Ok(ResponsesBody::Json(Json(
-                render::fold(envelope, deltas).await?,
-            ))))
+            let response = render::fold(envelope, deltas).await?;
+            keep(&response);
+            Ok(ResponsesResponse::Ok(ResponsesBody::Json(Json(response))))
         }
     }
 }

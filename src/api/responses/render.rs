@@ -150,6 +150,7 @@ struct Events {
     open: Option<Open>,
     /// The finished output items, for `response.completed`.
     output: Vec<Value>,
+    on_completed: Option<OnCompleted>,
 }
 
 impl Events {
@@ -283,6 +284,9 @@ impl Events {
                     std::mem::take(&mut self.output),
                     Some(&usage),
                 );
+                if let Some(keep) = self.on_completed.take() {
+                    keep(&response);
+                }
                 out.push(self.event("response.completed", json!({"response": response})));
             }
             Delta::Failed(err) => {
@@ -299,17 +303,23 @@ impl Events {
     }
 }
 
-/// The deltas as Responses API events.
+/// What is done with a completed response (kept for `previous_response_id`).
+pub type OnCompleted = Box<dyn FnOnce(&Value) + Send>;
+
+/// The deltas as Responses API events; `on_completed` gets the response of
+/// `response.completed`.
 pub fn stream(
     envelope: Envelope,
     deltas: impl Stream<Item = Delta> + Send + 'static,
     keepalive: std::time::Duration,
+    on_completed: OnCompleted,
 ) -> impl Stream<Item = Bytes> + Send + 'static {
     let mut events = Events {
         envelope,
         sequence: 0,
         open: None,
         output: Vec::new(),
+        on_completed: Some(on_completed),
     };
     let first = events.start().concat();
     super::super::sse::events(
@@ -340,6 +350,7 @@ mod tests {
             sequence: 0,
             open: None,
             output: Vec::new(),
+            on_completed: None,
         };
         let mut bytes = events.start();
         for delta in deltas {

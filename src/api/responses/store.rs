@@ -1,0 +1,130 @@
+//! Stored responses: what `store` keeps so that `previous_response_id` continues a response and
+//! `GET` / `DELETE /v1/responses/{id}` find it. In memory, bounded in count and age: the proxy
+//! keeps no state a restart or another replica must have (a client that needs a conversation
+//! to outlive both sends it whole in `input`, as the Agents SDK and LangChain do).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// One stored response: the object, and the conversation it ended (its input items, the
+/// earlier ones it continued included, then its output items).
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub response: Value,
+    pub conversation: Vec<Value>,
+}
+
+pub struct ResponseStore {
+    max: usize,
+    max_age: Duration,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_id: HashMap<String, (Instant, Stored)>,
+    /// Ids oldest first, for eviction.
+    order: VecDeque<String>,
+}
+
+impl ResponseStore {
+    pub fn new(max: usize, max_age: Duration) -> Self {
+        ResponseStore {
+            max,
+            max_age,
+            inner: Mutex::default(),
+        }
+    }
+
+    /// Keeps `stored` under `id`, dropping the oldest beyond the count.
+    pub fn put(&self, id: String, stored: Stored) {
+        if self.max == 0 {
+            return;
+        }
+        let mut inner = self.inner.lock().expect("store lock");
+        inner.evict_expired(self.max_age);
+        while inner.by_id.len() >= self.max {
+            match inner.order.pop_front() {
+                Some(oldest) => {
+                    inner.by_id.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+        inner.order.push_back(id.clone());
+        inner.by_id.insert(id, (Instant::now(), stored));
+    }
+
+    pub fn get(&self, id: &str) -> Option<Stored> {
+        let mut inner = self.inner.lock().expect("store lock");
+        inner.evict_expired(self.max_age);
+        inner.by_id.get(id).map(|(_, stored)| stored.clone())
+    }
+
+    /// Whether there was one to delete.
+    pub fn delete(&self, id: &str) -> bool {
+        let mut inner = self.inner.lock().expect("store lock");
+        let found = inner.by_id.remove(id).is_some();
+        if found {
+            inner.order.retain(|kept| kept != id);
+        }
+        found
+    }
+}
+
+impl Inner {
+    fn evict_expired(&mut self, max_age: Duration) {
+        while let Some(oldest) = self.order.front() {
+            let expired = self
+                .by_id
+                .get(oldest)
+                .is_none_or(|(at, _)| at.elapsed() > max_age);
+            if !expired {
+                break;
+            }
+            let oldest = self.order.pop_front().expect("checked above");
+            self.by_id.remove(&oldest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn stored(n: u64) -> Stored {
+        Stored {
+            response: json!({"n": n}),
+            conversation: vec![],
+        }
+    }
+
+    #[test]
+    fn the_count_and_the_age_are_bounded_and_delete_forgets() {
+        let store = ResponseStore::new(2, Duration::from_secs(60));
+        store.put("a".into(), stored(1));
+        store.put("b".into(), stored(2));
+        store.put("c".into(), stored(3));
+        assert!(store.get("a").is_none(), "the oldest went first");
+        assert_eq!(store.get("c").unwrap().response["n"], 3);
+        assert!(store.delete("b"));
+        assert!(!store.delete("b"));
+        assert!(store.get("b").is_none());
+
+        let short = ResponseStore::new(10, Duration::from_millis(1));
+        short.put("x".into(), stored(1));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(short.get("x").is_none(), "expired");
+
+        let off = ResponseStore::new(0, Duration::from_secs(60));
+        off.put("y".into(), stored(1));
+        assert!(off.get("y").is_none(), "RESPONSES_STORED=0 keeps nothing");
+    }
+}
