@@ -1,4 +1,4 @@
-// The official OpenAI Node SDK against the proxy on fake-codex: plain, streamed, tools.
+// The official OpenAI Node SDK against the proxy on fake-codex: plain, streamed, tools, responses.
 // PROXY_BIN and FAKE_CODEX name the binaries; the Makefile builds them and runs the suite once
 // per CODEX_BACKEND.
 import { spawn } from "node:child_process";
@@ -109,6 +109,31 @@ test("tool calls, plain and streamed by index", async () => {
     ["get_weather", "Paris"],
     ["get_weather", "Rome"],
   ]);
+});
+
+test("responses, plain, streamed and continued", async () => {
+  const reply = await client.responses.create({ model: "codex-local", input: "think [[reasoning]]" });
+  assert.equal(reply.status, "completed");
+  assert.equal(reply.output_text, "Reasoned answer from the mock model.");
+
+  const stream = await client.responses.create({ model: "codex-local", input: "hi", stream: true });
+  const kinds = [];
+  let text = "";
+  for await (const event of stream) {
+    kinds.push(event.type);
+    if (event.type === "response.output_text.delta") text += event.delta;
+  }
+  assert.equal(kinds[0], "response.created");
+  assert.equal(kinds.at(-1), "response.completed");
+  assert.equal(text, "Hello from the mock model.");
+
+  const follow = await client.responses.create({
+    model: "codex-local",
+    input: "again",
+    previous_response_id: reply.id,
+  });
+  assert.equal(follow.previous_response_id, reply.id);
+  assert.equal((await client.responses.retrieve(follow.id)).id, follow.id);
 });
 
 test("a wrong key is an AuthenticationError", async () => {
