@@ -322,3 +322,27 @@ async fn store_false_and_a_store_of_none_keep_nothing() {
         assert!(text.contains("not found"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn a_chain_of_continuations_cannot_grow_past_the_body_limit() {
+    let cli = client_on("exec", &[("MAX_BODY_BYTES", "4000")]);
+    let mut previous: Option<String> = None;
+    let mut refused = None;
+    for round in 0..10 {
+        let mut body = json!({"model": "codex-local", "input": "x".repeat(1000)});
+        if let Some(id) = &previous {
+            body["previous_response_id"] = json!(id);
+        }
+        let (status, text) = post(&cli, &body).await;
+        if status != 200 {
+            refused = Some((round, status, text));
+            break;
+        }
+        let response: Value = serde_json::from_str(&text).unwrap();
+        previous = Some(response["id"].as_str().unwrap().to_owned());
+    }
+    let (round, status, text) = refused.expect("the chain is refused at some point");
+    assert!(round >= 2, "a few rounds fit: refused at {round}");
+    assert_eq!(status, 400);
+    assert!(text.contains("MAX_BODY_BYTES"), "{text}");
+}

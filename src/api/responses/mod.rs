@@ -215,6 +215,22 @@ impl ResponsesApi {
             Value::Array(entries) => items.extend(entries.iter().cloned()),
             _ => {}
         }
+        // A chain of continuations may not grow a conversation past what one request may send:
+        // that bounds what each stored response holds.
+        let limit = state.config.limits.max_body_bytes;
+        if request.previous_response_id.is_some()
+            && items
+                .iter()
+                .map(|item| item.to_string().len())
+                .sum::<usize>()
+                > limit
+        {
+            return Err(ProxyError::invalid(
+                format!("The conversation with the response it continues is larger than {limit} bytes (MAX_BODY_BYTES): start a new one, or send a shorter conversation in `input`."),
+                "previous_response_id",
+            )
+            .into());
+        }
         let choice = state
             .config
             .resolve_model(&request.model, &state.backend.models())
