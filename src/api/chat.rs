@@ -21,13 +21,13 @@ use super::{
     ApiTags, AppState,
 };
 use crate::{
-    codex::{Turn, TurnInput},
+    codex::Turn,
     config::REASONING_EFFORTS,
     conversation::Part,
     error::ProxyError,
     metrics::RequestOutcome,
     prompt,
-    structured::{self, ResponseFormat},
+    structured::ResponseFormat,
     tools::schema::SchemaBudget,
     translate::{Delta, Options},
 };
@@ -238,26 +238,9 @@ impl Plan {
                 "messages",
             ));
         }
-        // The backend renders it as it takes it: one prompt (exec) or items (app-server).
-        let input = TurnInput::Items {
-            conversation,
-            tools: tools.clone(),
-            instructions: (format == ResponseFormat::JsonObject)
-                .then(|| structured::JSON_OBJECT_INSTRUCTION.to_owned())
-                .into_iter()
-                .collect(),
-        };
         Ok(Plan {
             transcript: Arc::from(transcript),
-            turn: Turn {
-                input,
-                model,
-                effort,
-                output_schema: match &format {
-                    ResponseFormat::JsonSchema(schema) => Some(schema.clone()),
-                    _ => None,
-                },
-            },
+            turn: Turn::new(conversation, tools.clone(), &format, model, effort),
             options: Options {
                 tools,
                 native_tools: state.backend.takes_items(),

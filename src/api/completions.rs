@@ -21,7 +21,7 @@ use super::{
     ApiTags, AppState,
 };
 use crate::{
-    codex::{Turn, TurnInput},
+    codex::Turn,
     conversation::{Conversation, Item, Part},
     error::ProxyError,
     metrics::RequestOutcome,
@@ -158,16 +158,13 @@ impl CompletionsApi {
             }],
         };
         let transcript: Arc<str> = Arc::from(prompt::transcript(&conversation, None));
-        let turn = Turn {
-            input: TurnInput::Items {
-                conversation,
-                tools: None,
-                instructions: Vec::new(),
-            },
-            model: choice.model,
-            effort: choice.effort,
-            output_schema: None,
-        };
+        let turn = Turn::new(
+            conversation,
+            None,
+            &crate::structured::ResponseFormat::Text,
+            choice.model,
+            choice.effort,
+        );
         let options = Options {
             stop: stop_sequences(request.stop.as_ref())?,
             // Reasoning has no place in a text completion.

@@ -32,6 +32,37 @@ pub struct Turn {
     pub output_schema: Option<serde_json::Value>,
 }
 
+impl Turn {
+    /// The turn for `conversation` and its tools, as every API builds it: the backend renders
+    /// it as it takes it (one prompt on exec, items on app-server); a JSON object answer is asked
+    /// for in words, a JSON schema becomes the turn's output schema.
+    pub fn new(
+        conversation: Conversation,
+        tools: Option<Arc<ToolSet>>,
+        format: &crate::structured::ResponseFormat,
+        model: Option<String>,
+        effort: Option<String>,
+    ) -> Turn {
+        use crate::structured::{ResponseFormat, JSON_OBJECT_INSTRUCTION};
+        Turn {
+            input: TurnInput::Items {
+                conversation,
+                tools,
+                instructions: (*format == ResponseFormat::JsonObject)
+                    .then(|| JSON_OBJECT_INSTRUCTION.to_owned())
+                    .into_iter()
+                    .collect(),
+            },
+            model,
+            effort,
+            output_schema: match format {
+                ResponseFormat::JsonSchema(schema) => Some(schema.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// The conversation, in the form the backend takes it ([`Backend::takes_items`]).
 #[derive(Debug, Clone)]
 pub enum TurnInput {

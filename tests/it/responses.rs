@@ -346,3 +346,19 @@ async fn a_chain_of_continuations_cannot_grow_past_the_body_limit() {
     assert_eq!(status, 400);
     assert!(text.contains("MAX_BODY_BYTES"), "{text}");
 }
+
+#[tokio::test]
+async fn images_over_max_images_are_refused_before_any_is_decoded() {
+    let cli = client_on("exec", &[("MAX_IMAGES", "1")]);
+    let bogus = json!({"type": "input_image", "image_url": "data:image/png;base64,not-base64"});
+    let (status, text) = post(
+        &cli,
+        &json!({"model": "codex-local", "input": [{"role": "user", "content": [bogus, bogus]}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(
+        text.contains("MAX_IMAGES"),
+        "the count, not a decoding error: {text}"
+    );
+}

@@ -47,6 +47,25 @@ pub fn conversation(instructions: Option<&str>, input: &Value) -> Result<Convers
     Ok(Conversation { items })
 }
 
+/// How many `input_image` parts `input` holds (in messages and tool outputs), counted before
+/// any is decoded.
+pub fn image_parts(input: &Value) -> usize {
+    let parts = |content: &Value| {
+        content
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|part| part["type"] == "input_image")
+            .count()
+    };
+    input
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| parts(&item["content"]) + parts(&item["output"]))
+        .sum()
+}
+
 fn invalid(index: usize, field: &str, message: String) -> ProxyError {
     ProxyError::InvalidRequest {
         message,
@@ -216,6 +235,17 @@ mod tests {
         assert!(
             matches!(&items[3], Item::ToolResult { call_id, parts, .. } if call_id == "c2" && parts == &[Part::Text("Rain".into())])
         );
+    }
+
+    #[test]
+    fn images_are_counted_in_messages_and_tool_outputs_without_decoding() {
+        let input = json!([
+            {"role": "user", "content": [{"type": "input_text", "text": "a"}, {"type": "input_image", "image_url": "not even a URL"}]},
+            {"type": "function_call_output", "call_id": "c", "output": [{"type": "input_image", "image_url": "x"}]},
+            {"role": "user", "content": "text only"},
+        ]);
+        assert_eq!(image_parts(&input), 2);
+        assert_eq!(image_parts(&json!("hi")), 0);
     }
 
     #[test]

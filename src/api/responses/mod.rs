@@ -27,11 +27,11 @@ use super::{
     ApiTags, AppState,
 };
 use crate::{
-    codex::{Turn, TurnInput},
+    codex::Turn,
     error::ProxyError,
     metrics::RequestOutcome,
     prompt,
-    structured::{self, ResponseFormat},
+    structured::ResponseFormat,
     tools::schema::SchemaBudget,
     translate::{Options, ReasoningOutput},
 };
@@ -279,13 +279,8 @@ impl ResponsesApi {
         } else {
             request.input.clone()
         };
-        let conversation = input::conversation(request.instructions.as_deref(), &input)?;
-        let images = conversation
-            .items
-            .iter()
-            .flat_map(|item| item.parts())
-            .filter(|part| matches!(part, crate::conversation::Part::Image(_)))
-            .count();
+        // Counted before any is decoded, as for chat completions.
+        let images = input::image_parts(&input);
         let max_images = state.config.limits.max_images;
         if images > max_images {
             return Err(ProxyError::invalid(
@@ -294,23 +289,9 @@ impl ResponsesApi {
             )
             .into());
         }
+        let conversation = input::conversation(request.instructions.as_deref(), &input)?;
         let transcript: Arc<str> = Arc::from(prompt::transcript(&conversation, tools.as_deref()));
-        let turn = Turn {
-            input: TurnInput::Items {
-                conversation,
-                tools: tools.clone(),
-                instructions: (format == ResponseFormat::JsonObject)
-                    .then(|| structured::JSON_OBJECT_INSTRUCTION.to_owned())
-                    .into_iter()
-                    .collect(),
-            },
-            model: choice.model,
-            effort,
-            output_schema: match &format {
-                ResponseFormat::JsonSchema(schema) => Some(schema.clone()),
-                _ => None,
-            },
-        };
+        let turn = Turn::new(conversation, tools.clone(), &format, choice.model, effort);
         let options = Options {
             tools,
             native_tools: state.backend.takes_items(),
