@@ -78,6 +78,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("overloaded", "app-server refuses turn/start with JSON-RPC -32001 (server overloaded); `exec` answers"),
     ("threads", "answers `THREADS: <n>`: the threads this process has loaded (app-server; exec has one)"),
     ("stamped", "`[[stamped:N:MS]]`: N agent messages MS ms apart, each `t=<unix µs when sent>`"),
+    ("account", "answers `ACCOUNT: <the last part of CODEX_HOME>`: which account's codex took the turn"),
     ("images", "answers `IMAGES: <path> <bytes>; ...` for each `-i` image, as read from disk"),
     ("config", "answers `CONFIG: <the -c overrides, in order>`"),
     ("json", "a JSON answer: with --output-schema an instance of the schema, otherwise {\"answer\": ...}"),
@@ -203,6 +204,38 @@ fn message(text: &str) -> Step {
     Step::Item(ItemDetails::AgentMessage { text: text.into() })
 }
 
+/// The file in `CODEX_HOME` that spends the account: it holds the Unix second its usage limit
+/// resets at, and until then every turn fails with codex's usage-limit message.
+pub const SPENT_FILE: &str = "fake-codex-spent-until";
+
+/// The file in `CODEX_HOME` that logs the account out: every turn fails as a rejected login.
+pub const LOGGED_OUT_FILE: &str = "fake-codex-logged-out";
+
+/// What the account's home scripts for every turn, whatever the prompt: a spent usage limit
+/// (with the wait codex words it with) or a login the provider rejects.
+fn home_says() -> Option<End> {
+    let home = std::path::PathBuf::from(std::env::var_os("CODEX_HOME")?);
+    if home.join(LOGGED_OUT_FILE).exists() {
+        return Some(End::Failed(
+            "unexpected status 401 Unauthorized: Your authentication token has expired. Please try signing in again., url: https://chatgpt.com/backend-api/codex/responses".into(),
+        ));
+    }
+    let until: u64 = std::fs::read_to_string(home.join(SPENT_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let left = until.checked_sub(now).filter(|left| *left > 0)?;
+    Some(End::Failed(format!(
+        "You've hit your usage limit. Upgrade to Pro (https://chatgpt.com/explore/pro), or try again in {} minutes.",
+        left.div_ceil(60)
+    )))
+}
+
 /// The last `[[name]]` or `[[name:arg]]` marker in the prompt: in a rendered conversation
 /// that is the one in the newest message.
 pub fn marker(prompt: &str) -> Option<(&str, Option<&str>)> {
@@ -224,6 +257,15 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
             "Model metadata for `{model}` not found. Defaulting to fallback metadata; this can degrade performance and cause issues."
         )]
     };
+    if let Some(end) = home_says() {
+        return Script {
+            warnings,
+            steps: vec![],
+            end,
+            delay: Duration::ZERO,
+            delta_delay: Duration::ZERO,
+        };
+    }
     let (name, arg) = marker(prompt).unwrap_or(("text", None));
     let mut delay = Duration::ZERO;
     let mut delta_delay = Duration::ZERO;
@@ -260,6 +302,14 @@ pub fn script_for(prompt: &str, cli: &Cli) -> Script {
         "echo" => (vec![message(&format!("ECHO: {prompt}"))], End::Completed(TEXT_USAGE)),
         "echo_json" => (vec![message(&serde_json::Value::String(prompt.to_owned()).to_string())], End::Completed(TEXT_USAGE)),
         "threads" => (vec![message("THREADS: 1")], End::Completed(TEXT_USAGE)),
+        "account" => {
+            let home = std::env::var_os("CODEX_HOME").map(std::path::PathBuf::from);
+            let name = home
+                .as_deref()
+                .and_then(std::path::Path::file_name)
+                .map_or_else(|| "none".into(), |n| n.to_string_lossy().into_owned());
+            (vec![message(&format!("ACCOUNT: {name}"))], End::Completed(TEXT_USAGE))
+        }
         "zero_usage" => (vec![message(TEXT_ANSWER)], End::Completed(CodexUsage::default())),
         "http400" => (vec![], End::Failed(format!("The model `{model}` does not exist or you do not have access to it."))),
         "http401" => (

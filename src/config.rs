@@ -108,6 +108,8 @@ struct RawConfig {
     task_reasoning_effort: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     codex_home: Option<String>,
+    #[serde(default, deserialize_with = "comma_list")]
+    codex_accounts: Vec<String>,
     #[serde(default, deserialize_with = "non_empty")]
     log_level: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
@@ -150,7 +152,7 @@ struct RawConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Bearer keys a client must present; empty means the API is open.
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<ApiKey>,
     /// `CORS_ORIGINS`: the browser origins allowed to call the API (`*`: any); empty, CORS is
     /// off.
     pub cors_origins: Vec<String>,
@@ -183,8 +185,12 @@ pub struct Config {
     pub task_reasoning_effort: Option<String>,
     /// Extra `-c key=value` overrides for every codex run (`CODEX_CONFIG`, `;`-separated).
     pub codex_config: Vec<String>,
-    /// The codex home (login, config) codex runs with; unset means codex's own default.
+    /// The codex home (login, config) codex runs with; unset means codex's own default. Each
+    /// account's backend runs with its own ([`Config::for_account`]).
     pub codex_home: Option<PathBuf>,
+    /// `CODEX_ACCOUNTS`: the codex logins requests are spread over, in order; one, `default`
+    /// with `CODEX_HOME`, when unset.
+    pub accounts: Vec<AccountSpec>,
     /// A tracing filter directive (`info`, `debug`, `codex_openai_proxy=trace,info`, ...).
     pub log_level: String,
     /// How often an SSE comment is sent while codex is silent.
@@ -192,6 +198,25 @@ pub struct Config {
     /// Limits on codex runs and requests.
     pub limits: Limits,
 }
+
+/// One entry of `API_KEYS`: a key, and the account its requests must use (`key@account`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub key: String,
+    /// Index into [`Config::accounts`]; `None` lets the pool choose.
+    pub account: Option<usize>,
+}
+
+/// One codex login: a name for logs, `/health` and `/metrics`, and its codex home.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSpec {
+    pub name: String,
+    /// `None` leaves codex its own default home (the single account without `CODEX_HOME`).
+    pub home: Option<PathBuf>,
+}
+
+/// The account's name when `CODEX_ACCOUNTS` is unset.
+pub const DEFAULT_ACCOUNT: &str = "default";
 
 /// How much work the server takes on, and for how long.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,6 +348,89 @@ fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> 
         .filter(|item| !item.is_empty())
         .map(str::to_owned)
         .collect())
+}
+
+/// `CODEX_ACCOUNTS` (`name=path,...`), or the one account `CODEX_HOME` names.
+fn accounts(
+    listed: Vec<String>,
+    codex_home: Option<&str>,
+) -> Result<Vec<AccountSpec>, ConfigError> {
+    if listed.is_empty() {
+        return Ok(vec![AccountSpec {
+            name: DEFAULT_ACCOUNT.into(),
+            home: codex_home.map(PathBuf::from),
+        }]);
+    }
+    if codex_home.is_some() {
+        return Err(ConfigError(
+            "set CODEX_ACCOUNTS (several codex homes) or CODEX_HOME (one), not both".into(),
+        ));
+    }
+    let mut accounts: Vec<AccountSpec> = Vec::new();
+    for entry in listed {
+        let Some((name, home)) = entry.split_once('=').map(|(n, h)| (n.trim(), h.trim())) else {
+            return Err(ConfigError(format!(
+                "CODEX_ACCOUNTS entries are name=path (the account's codex home), got {entry:?}"
+            )));
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError(format!(
+                "CODEX_ACCOUNTS: an account name is letters, digits, '-', '_' or '.', got {name:?}"
+            )));
+        }
+        if accounts.iter().any(|a| a.name == name) {
+            return Err(ConfigError(format!(
+                "CODEX_ACCOUNTS names the account {name:?} twice"
+            )));
+        }
+        if !std::path::Path::new(home).is_dir() {
+            return Err(ConfigError(format!(
+                "CODEX_ACCOUNTS: the codex home of {name:?} must be an existing directory, got {home:?}"
+            )));
+        }
+        accounts.push(AccountSpec {
+            name: name.to_owned(),
+            home: Some(PathBuf::from(home)),
+        });
+    }
+    Ok(accounts)
+}
+
+/// `API_KEYS`, each key bound to the account after its last `@`, if it has one.
+fn api_keys(listed: Vec<String>, accounts: &[AccountSpec]) -> Result<Vec<ApiKey>, ConfigError> {
+    listed
+        .into_iter()
+        .map(|entry| match entry.rsplit_once('@') {
+            None => Ok(ApiKey {
+                key: entry,
+                account: None,
+            }),
+            Some((key, name)) => {
+                let account = accounts.iter().position(|a| a.name == name.trim());
+                match (key.trim(), account) {
+                    ("", _) => Err(ConfigError(
+                        "API_KEYS: a key@account entry has no key before the @".into(),
+                    )),
+                    (key, Some(index)) => Ok(ApiKey {
+                        key: key.to_owned(),
+                        account: Some(index),
+                    }),
+                    (_, None) => Err(ConfigError(format!(
+                        "API_KEYS binds a key to the account {name:?}, which is not one of {} (CODEX_ACCOUNTS); a key may not contain '@' otherwise",
+                        accounts
+                            .iter()
+                            .map(|a| a.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))),
+                }
+            }
+        })
+        .collect()
 }
 
 /// Splits `CODEX_CONFIG` into `key=value` overrides at `;` or newlines that are not inside a
@@ -534,8 +642,10 @@ impl Config {
                 "CODEX_MODELS must not repeat {bad:?}, which is always listed; set CODEX_MODEL to choose the model behind it"
             )));
         }
+        let accounts = accounts(raw.codex_accounts, raw.codex_home.as_deref())?;
         Ok(Config {
-            api_keys: raw.api_keys,
+            api_keys: api_keys(raw.api_keys, &accounts)?,
+            accounts,
             cors_origins: raw.cors_origins,
             host,
             port,
@@ -611,6 +721,14 @@ impl Config {
             keepalive: Duration::from_secs(keepalive_secs),
             limits,
         })
+    }
+
+    /// The configuration one account's backend runs with: its codex home.
+    pub fn for_account(&self, account: &AccountSpec) -> Config {
+        Config {
+            codex_home: account.home.clone(),
+            ..self.clone()
+        }
     }
 
     /// The model ids `/v1/models` lists, in order: `codex-local`, `CODEX_MODELS`, then the
@@ -731,6 +849,86 @@ mod tests {
     }
 
     #[test]
+    fn accounts_are_named_codex_homes_and_keys_may_be_bound_to_one() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let listed = format!("alice={}, bob={}", a.path().display(), b.path().display());
+        let config = Config::from_vars(vars(&[
+            ("CODEX_ACCOUNTS", &listed),
+            ("API_KEYS", "k-pool, k-bob@bob"),
+        ]))
+        .unwrap();
+        let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        assert_eq!(config.accounts[1].home.as_deref(), Some(b.path()));
+        assert_eq!(
+            config.api_keys,
+            [
+                ApiKey {
+                    key: "k-pool".into(),
+                    account: None
+                },
+                ApiKey {
+                    key: "k-bob".into(),
+                    account: Some(1)
+                },
+            ]
+        );
+        assert_eq!(
+            config
+                .for_account(&config.accounts[0])
+                .codex_home
+                .as_deref(),
+            Some(a.path())
+        );
+
+        // Unset: one account, `default`, with CODEX_HOME.
+        let single =
+            Config::from_vars(vars(&[("CODEX_HOME", "/h"), ("API_KEYS", "k@default")])).unwrap();
+        assert_eq!(
+            single.accounts,
+            [AccountSpec {
+                name: "default".into(),
+                home: Some("/h".into())
+            }]
+        );
+        assert_eq!(single.api_keys[0].account, Some(0));
+
+        let home = a.path().display().to_string();
+        for (vars_, says) in [
+            (
+                vec![
+                    ("CODEX_ACCOUNTS", format!("alice={home}")),
+                    ("API_KEYS", "k@carol".into()),
+                ],
+                "carol",
+            ),
+            (
+                vec![("CODEX_ACCOUNTS", format!("alice={home},alice={home}"))],
+                "twice",
+            ),
+            (vec![("CODEX_ACCOUNTS", "alice".into())], "name=path"),
+            (vec![("CODEX_ACCOUNTS", "a b=/tmp".into())], "letters"),
+            (
+                vec![("CODEX_ACCOUNTS", "alice=/no/such/home".into())],
+                "existing directory",
+            ),
+            (
+                vec![
+                    ("CODEX_ACCOUNTS", format!("alice={home}")),
+                    ("CODEX_HOME", home.clone()),
+                ],
+                "not both",
+            ),
+            (vec![("API_KEYS", "@default".into())], "no key"),
+        ] {
+            let pairs: Vec<(String, String)> =
+                vars_.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            let err = Config::from_vars(pairs).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
+    }
+
+    #[test]
     fn lists_are_comma_separated_and_blank_entries_dropped() {
         let config = Config::from_vars(vars(&[
             ("API_KEYS", " k1, ,k2 "),
@@ -738,7 +936,8 @@ mod tests {
             ("CODEX_MODEL", ""),
         ]))
         .unwrap();
-        assert_eq!(config.api_keys, ["k1", "k2"]);
+        let keys: Vec<&str> = config.api_keys.iter().map(|k| k.key.as_str()).collect();
+        assert_eq!(keys, ["k1", "k2"]);
         assert_eq!(
             config.model_ids(&[]),
             ["codex-local", "gpt-5.5", "gpt-6-sol"]

@@ -185,7 +185,7 @@ async fn check_turn(config: &Config, login_fix: &str) -> Outcome {
         BackendKind::Exec => Arc::new(ExecBackend::new(config)),
         BackendKind::AppServer => Arc::new(AppServerBackend::new(
             config,
-            Metrics::new().app_server(),
+            Metrics::new().app_server(crate::config::DEFAULT_ACCOUNT),
             Default::default(),
         )),
     };

@@ -3,6 +3,7 @@
 //! `main` only loads the configuration and calls [`serve`]; tests build the same application
 //! with [`app`] and a backend of their choosing.
 
+pub mod accounts;
 pub mod api;
 pub mod codex;
 pub mod config;
@@ -28,6 +29,7 @@ use poem::{Endpoint, Response};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    accounts::{Account, Accounts},
     api::AppState,
     codex::{AppServerBackend, ExecBackend, SharedBackend},
     config::{BackendKind, Config},
@@ -36,9 +38,10 @@ use crate::{
     server::ServeOptions,
 };
 
-/// The application for `config`, running codex through `backend`; `connections` lets requests
-/// notice a client leaving (it stays empty when tests call the app in process), and cancelling
-/// `stop_runs` ends every running request with an error its client can read.
+/// The application for `config`, running codex through `backend` as its one account;
+/// `connections` lets requests notice a client leaving (it stays empty when tests call the app
+/// in process), and cancelling `stop_runs` ends every running request with an error its client
+/// can read.
 pub fn app_with_backend(
     config: Config,
     backend: SharedBackend,
@@ -47,9 +50,21 @@ pub fn app_with_backend(
     stop_runs: CancellationToken,
     login: codex::app_server::SharedLogin,
 ) -> impl Endpoint<Output = Response> {
+    let accounts = Arc::new(Accounts::single(backend));
+    app_with_accounts(config, accounts, connections, metrics, stop_runs, login)
+}
+
+fn app_with_accounts(
+    config: Config,
+    accounts: Arc<Accounts>,
+    connections: Arc<ConnectionRegistry>,
+    metrics: Arc<Metrics>,
+    stop_runs: CancellationToken,
+    login: codex::app_server::SharedLogin,
+) -> impl Endpoint<Output = Response> {
     api::routes(Arc::new(AppState::new(
         config,
-        backend,
+        accounts,
         connections,
         metrics,
         stop_runs,
@@ -57,8 +72,9 @@ pub fn app_with_backend(
     )))
 }
 
-/// The application for `config`, running codex with the backend `CODEX_BACKEND` names. The
-/// app-server backend starts its process at once, so this needs a running tokio runtime.
+/// The application for `config`, running codex with the backend `CODEX_BACKEND` names, one
+/// per account. The app-server backend starts its processes at once, so this needs a running
+/// tokio runtime.
 pub fn app(config: Config) -> impl Endpoint<Output = Response> {
     app_watching(config, Arc::default(), CancellationToken::new())
 }
@@ -69,22 +85,43 @@ fn app_watching(
     stop_runs: CancellationToken,
 ) -> impl Endpoint<Output = Response> {
     let metrics = Arc::new(Metrics::new());
-    codex::VersionProbe::at_start_up(&config.codex_path, config.codex_home.as_deref());
+    codex::VersionProbe::at_start_up(&config.codex_path, config.accounts[0].home.as_deref());
     // codex's login, found at start-up: the app-server asks its own process after each start;
-    // for exec a short-lived app-server is asked once.
-    let login = codex::app_server::SharedLogin::default();
-    let backend: SharedBackend = match config.codex_backend {
-        BackendKind::Exec => {
-            codex::app_server::check_login(&config, login.clone());
-            Arc::new(ExecBackend::new(&config))
-        }
-        BackendKind::AppServer => Arc::new(AppServerBackend::new(
-            &config,
-            metrics.app_server(),
-            login.clone(),
-        )),
-    };
-    app_with_backend(config, backend, connections, metrics, stop_runs, login)
+    // for exec a short-lived app-server is asked once. `/health` shows the first account's.
+    let first_login = codex::app_server::SharedLogin::default();
+    let accounts = config
+        .accounts
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let config = config.for_account(spec);
+            let login = match i {
+                0 => first_login.clone(),
+                _ => codex::app_server::SharedLogin::default(),
+            };
+            let backend: SharedBackend = match config.codex_backend {
+                BackendKind::Exec => {
+                    codex::app_server::check_login(&config, login);
+                    Arc::new(ExecBackend::new(&config))
+                }
+                BackendKind::AppServer => Arc::new(AppServerBackend::new(
+                    &config,
+                    metrics.app_server(&spec.name),
+                    login,
+                )),
+            };
+            Account::new(spec.name.clone(), spec.home.clone(), backend)
+        })
+        .collect();
+    let accounts = Arc::new(Accounts::new(accounts));
+    app_with_accounts(
+        config,
+        accounts,
+        connections,
+        metrics,
+        stop_runs,
+        first_login,
+    )
 }
 
 /// Sets up logging at `config.log_level` on stderr.

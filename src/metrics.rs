@@ -19,6 +19,11 @@ pub struct Metrics {
     run_seconds: Histogram,
     tokens: IntCounterVec,
     unknown_paths: IntCounter,
+    account_running: IntGaugeVec,
+    account_runs: IntCounterVec,
+    account_tokens: IntCounterVec,
+    account_failures: IntCounterVec,
+    app_server: std::sync::OnceLock<AppServerVecs>,
 }
 
 impl Metrics {
@@ -61,9 +66,45 @@ impl Metrics {
             "Requests for a path this server does not serve (the path is logged, not a label)",
         )
         .expect("valid metric");
+        let account_running = IntGaugeVec::new(
+            Opts::new(
+                "codex_proxy_account_running",
+                "codex runs in progress on each account",
+            ),
+            &["account"],
+        )
+        .expect("valid metric");
+        let account_runs = IntCounterVec::new(
+            Opts::new(
+                "codex_proxy_account_runs_total",
+                "codex runs started on each account (a turn tried again on another counts twice)",
+            ),
+            &["account"],
+        )
+        .expect("valid metric");
+        let account_tokens = IntCounterVec::new(
+            Opts::new(
+                "codex_proxy_account_tokens_total",
+                "Tokens by account and kind: prompt, completion, cached, reasoning",
+            ),
+            &["account", "kind"],
+        )
+        .expect("valid metric");
+        let account_failures = IntCounterVec::new(
+            Opts::new(
+                "codex_proxy_account_failures_total",
+                "Failed codex runs by account and OpenAI error code (rate_limit_exceeded, codex_unauthenticated, ...)",
+            ),
+            &["account", "code"],
+        )
+        .expect("valid metric");
         let registry = Registry::new();
         for metric in [
-            Box::new(unknown_paths.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(account_running.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(account_runs.clone()),
+            Box::new(account_tokens.clone()),
+            Box::new(account_failures.clone()),
+            Box::new(unknown_paths.clone()),
             Box::new(requests.clone()),
             Box::new(running.clone()),
             Box::new(queued.clone()),
@@ -80,6 +121,11 @@ impl Metrics {
             run_seconds,
             tokens,
             unknown_paths,
+            account_running,
+            account_runs,
+            account_tokens,
+            account_failures,
+            app_server: std::sync::OnceLock::new(),
         }
     }
 
@@ -99,12 +145,7 @@ impl Metrics {
     }
 
     pub fn tokens(&self, usage: &TokenUsage) {
-        for (kind, count) in [
-            ("prompt", usage.prompt_tokens),
-            ("completion", usage.completion_tokens),
-            ("cached", usage.cached_tokens),
-            ("reasoning", usage.reasoning_tokens),
-        ] {
+        for (kind, count) in usage_kinds(usage) {
             self.tokens.with_label_values(&[kind]).inc_by(count);
         }
     }
@@ -123,49 +164,40 @@ impl Metrics {
         }
     }
 
-    /// The app-server backend's gauges, registered when that backend is in use.
-    pub fn app_server(&self) -> AppServerMetrics {
-        let up = IntGauge::new(
-            "codex_proxy_app_server_up",
-            "1 while the codex app-server process is ready for turns",
-        )
-        .expect("valid metric");
-        let exits = IntCounter::new(
-            "codex_proxy_app_server_exits_total",
-            "Times the codex app-server process ended or failed to start (each is restarted)",
-        )
-        .expect("valid metric");
-        let plan_used = IntGaugeVec::new(
-            Opts::new(
-                "codex_proxy_plan_used_percent",
-                "How much of each window of the ChatGPT plan's usage limit is used, as codex last reported",
-            ),
-            &["window"],
-        )
-        .expect("valid metric");
-        let plan_resets = IntGaugeVec::new(
-            Opts::new(
-                "codex_proxy_plan_resets_at_seconds",
-                "When each window of the plan's usage limit resets, in Unix seconds",
-            ),
-            &["window"],
-        )
-        .expect("valid metric");
-        for metric in [
-            Box::new(up.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(exits.clone()),
-            Box::new(plan_used.clone()),
-            Box::new(plan_resets.clone()),
-        ] {
-            self.registry
-                .register(metric)
-                .expect("app-server metrics register once");
-        }
+    /// The app-server backend's gauges for `account`, registered when that backend is first
+    /// in use.
+    pub fn app_server(&self, account: &str) -> AppServerMetrics {
+        let vecs = self.app_server.get_or_init(|| {
+            let vecs = AppServerVecs::new();
+            for metric in [
+                Box::new(vecs.up.clone()) as Box<dyn prometheus::core::Collector>,
+                Box::new(vecs.exits.clone()),
+                Box::new(vecs.plan_used.clone()),
+                Box::new(vecs.plan_resets.clone()),
+            ] {
+                self.registry
+                    .register(metric)
+                    .expect("app-server metrics register once");
+            }
+            vecs
+        });
         AppServerMetrics {
-            up,
-            exits,
-            plan_used,
-            plan_resets,
+            up: vecs.up.with_label_values(&[account]),
+            exits: vecs.exits.with_label_values(&[account]),
+            plan_used: vecs.plan_used.clone(),
+            plan_resets: vecs.plan_resets.clone(),
+            account: account.to_owned(),
+        }
+    }
+
+    /// One account's series: its runs, tokens and failures.
+    pub fn account(&self, account: &str) -> AccountMetrics {
+        AccountMetrics {
+            running: self.account_running.with_label_values(&[account]),
+            runs: self.account_runs.with_label_values(&[account]),
+            tokens: self.account_tokens.clone(),
+            failures: self.account_failures.clone(),
+            account: account.to_owned(),
         }
     }
 
@@ -183,13 +215,61 @@ impl Default for Metrics {
     }
 }
 
-/// What the app-server supervisor reports.
+/// The app-server gauges, one series per account.
+struct AppServerVecs {
+    up: IntGaugeVec,
+    exits: IntCounterVec,
+    plan_used: IntGaugeVec,
+    plan_resets: IntGaugeVec,
+}
+
+impl AppServerVecs {
+    fn new() -> Self {
+        AppServerVecs {
+            up: IntGaugeVec::new(
+                Opts::new(
+                    "codex_proxy_app_server_up",
+                    "1 while the account's codex app-server process is ready for turns",
+                ),
+                &["account"],
+            )
+            .expect("valid metric"),
+            exits: IntCounterVec::new(
+                Opts::new(
+                    "codex_proxy_app_server_exits_total",
+                    "Times the account's codex app-server process ended or failed to start (each is restarted)",
+                ),
+                &["account"],
+            )
+            .expect("valid metric"),
+            plan_used: IntGaugeVec::new(
+                Opts::new(
+                    "codex_proxy_plan_used_percent",
+                    "How much of each window of the account's ChatGPT plan usage limit is used, as codex last reported",
+                ),
+                &["account", "window"],
+            )
+            .expect("valid metric"),
+            plan_resets: IntGaugeVec::new(
+                Opts::new(
+                    "codex_proxy_plan_resets_at_seconds",
+                    "When each window of the account's plan usage limit resets, in Unix seconds",
+                ),
+                &["account", "window"],
+            )
+            .expect("valid metric"),
+        }
+    }
+}
+
+/// What one account's app-server supervisor reports.
 #[derive(Clone)]
 pub struct AppServerMetrics {
     up: IntGauge,
     exits: IntCounter,
     plan_used: IntGaugeVec,
     plan_resets: IntGaugeVec,
+    account: String,
 }
 
 impl AppServerMetrics {
@@ -205,13 +285,57 @@ impl AppServerMetrics {
     pub fn plan_limits(&self, limits: &PlanLimits) {
         for (name, window) in limits.windows() {
             self.plan_used
-                .with_label_values(&[name])
+                .with_label_values(&[&self.account, name])
                 .set(window.used_percent);
             if let Some(at) = window.resets_at {
-                self.plan_resets.with_label_values(&[name]).set(at);
+                self.plan_resets
+                    .with_label_values(&[&self.account, name])
+                    .set(at);
             }
         }
     }
+}
+
+/// One account's runs, tokens and failures.
+#[derive(Clone)]
+pub struct AccountMetrics {
+    running: IntGauge,
+    runs: IntCounter,
+    tokens: IntCounterVec,
+    failures: IntCounterVec,
+    account: String,
+}
+
+impl AccountMetrics {
+    /// Counts a run on the account as running until the guard is dropped.
+    pub fn run(&self) -> GaugeGuard {
+        self.runs.inc();
+        GaugeGuard::new(self.running.clone())
+    }
+
+    pub fn tokens(&self, usage: &TokenUsage) {
+        for (kind, count) in usage_kinds(usage) {
+            self.tokens
+                .with_label_values(&[&self.account, kind])
+                .inc_by(count);
+        }
+    }
+
+    /// A run that failed with OpenAI error `code`.
+    pub fn failed(&self, code: &str) {
+        self.failures
+            .with_label_values(&[&self.account, code])
+            .inc();
+    }
+}
+
+fn usage_kinds(usage: &TokenUsage) -> [(&'static str, u64); 4] {
+    [
+        ("prompt", usage.prompt_tokens),
+        ("completion", usage.completion_tokens),
+        ("cached", usage.cached_tokens),
+        ("reasoning", usage.reasoning_tokens),
+    ]
 }
 
 /// nginx's "client closed request": how a request that ended without an answer counts.

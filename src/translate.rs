@@ -44,7 +44,7 @@ pub enum ReasoningOutput {
 }
 
 /// How one request wants its answer shaped.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     pub tools: Option<Arc<ToolSet>>,
     /// The backend offers the tools to the model as function tools and reports its calls as

@@ -12,23 +12,23 @@ use poem_openapi::{
     registry::{MetaSecurityScheme, Registry},
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
 };
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use super::error::ApiError;
-use crate::error::ProxyError;
+use crate::{config::ApiKey, error::ProxyError};
 
 const SCHEME: &str = "BearerKey";
 
 /// The configured keys, attached to every request as route data.
 #[derive(Debug, Clone)]
-pub struct ApiKeys(pub Arc<Vec<String>>);
+pub struct ApiKeys(pub Arc<Vec<ApiKey>>);
 
 impl ApiKeys {
     /// Compares in constant time against every key, so timing reveals neither which key
-    /// matched nor how much of one did.
-    pub fn check(&self, authorization: Option<&str>) -> Result<(), ProxyError> {
+    /// matched nor how much of one did. Returns the account the key is bound to, if any.
+    pub fn check(&self, authorization: Option<&str>) -> Result<Option<usize>, ProxyError> {
         if self.0.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         // The scheme is case-insensitive (RFC 9110 11.1): `BEARER` and `bearer` are `Bearer`.
         let presented = authorization
@@ -36,19 +36,24 @@ impl ApiKeys {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, key)| key.trim())
             .unwrap_or("");
-        let matched = self.0.iter().fold(subtle::Choice::from(0), |found, key| {
-            found | key.as_bytes().ct_eq(presented.as_bytes())
-        });
+        // Every key is compared; the match is picked without branching on which one it was.
+        let (mut matched, mut account) = (subtle::Choice::from(0), u64::MAX);
+        for key in self.0.iter() {
+            let this = key.key.as_bytes().ct_eq(presented.as_bytes());
+            let bound = key.account.map_or(u64::MAX, |i| i as u64);
+            account.conditional_assign(&bound, this);
+            matched |= this;
+        }
         if presented.is_empty() || !bool::from(matched) {
             return Err(ProxyError::InvalidApiKey);
         }
-        Ok(())
+        Ok((account != u64::MAX).then_some(account as usize))
     }
 }
 
 impl ApiKeys {
     /// Checks the request's `Authorization` header.
-    pub fn check_request(&self, request: &Request) -> Result<(), ProxyError> {
+    pub fn check_request(&self, request: &Request) -> Result<Option<usize>, ProxyError> {
         let header = request
             .headers()
             .get(AUTHORIZATION)
@@ -57,8 +62,11 @@ impl ApiKeys {
     }
 }
 
-/// Proof that the request presented one of `API_KEYS` (or that none are configured).
-pub struct Authorized;
+/// Proof that the request presented one of `API_KEYS` (or that none are configured), and the
+/// account its key is bound to (`key@account`).
+pub struct Authorized {
+    pub account: Option<usize>,
+}
 
 impl<'a> ApiExtractor<'a> for Authorized {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
@@ -95,8 +103,8 @@ impl<'a> ApiExtractor<'a> for Authorized {
         let keys = request
             .data::<ApiKeys>()
             .expect("routes attach ApiKeys to every request");
-        keys.check_request(request).map_err(ApiError)?;
-        Ok(Authorized)
+        let account = keys.check_request(request).map_err(ApiError)?;
+        Ok(Authorized { account })
     }
 }
 
@@ -105,12 +113,31 @@ mod tests {
     use super::*;
 
     fn keys(list: &[&str]) -> ApiKeys {
-        ApiKeys(Arc::new(list.iter().map(|k| k.to_string()).collect()))
+        ApiKeys(Arc::new(
+            list.iter()
+                .map(|k| ApiKey {
+                    key: k.to_string(),
+                    account: None,
+                })
+                .collect(),
+        ))
     }
 
     #[test]
     fn empty_key_list_lets_everything_through() {
-        assert!(keys(&[]).check(None).is_ok());
+        assert_eq!(keys(&[]).check(None), Ok(None));
+    }
+
+    #[test]
+    fn a_bound_key_names_its_account() {
+        let mut keys = keys(&["pool", "bob"]);
+        Arc::make_mut(&mut keys.0)[1].account = Some(1);
+        assert_eq!(keys.check(Some("Bearer bob")), Ok(Some(1)));
+        assert_eq!(keys.check(Some("Bearer pool")), Ok(None));
+        assert_eq!(
+            keys.check(Some("Bearer bo")),
+            Err(ProxyError::InvalidApiKey)
+        );
     }
 
     #[test]

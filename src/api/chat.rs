@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 use poem::web::RemoteAddr;
-use poem_openapi::{payload::Json, ApiResponse, OpenApi, ResponseContent};
+use poem_openapi::{param::Header, payload::Json, ApiResponse, OpenApi, ResponseContent};
 use tracing::Span;
 
 use super::{
@@ -63,12 +63,19 @@ impl ChatApi {
     )]
     async fn create(
         &self,
-        _auth: Authorized,
+        auth: Authorized,
+        /// OpenWebUI's id of the conversation: its turns stay on one codex account.
+        #[oai(name = "X-OpenWebUI-Chat-Id")]
+        chat_id: Header<Option<String>>,
         remote: &RemoteAddr,
         body: Json<ChatCompletionRequest>,
     ) -> Result<ChatResponse, ApiError> {
         let mut outcome = run::counted(&self.state, &body.0.model);
-        let result = self.answer(remote, body.0, &mut outcome).await;
+        let caller = run::Caller {
+            account: auth.account,
+            chat_id: chat_id.0,
+        };
+        let result = self.answer(remote, caller, body.0, &mut outcome).await;
         if let Err(err) = &result {
             run::refused(&mut outcome, err.0.status().as_u16());
         }
@@ -80,6 +87,7 @@ impl ChatApi {
     async fn answer(
         &self,
         remote: &RemoteAddr,
+        caller: run::Caller,
         request: ChatCompletionRequest,
         outcome: &mut Option<RequestOutcome>,
     ) -> Result<ChatResponse, ApiError> {
@@ -89,6 +97,7 @@ impl ChatApi {
         let deltas = run::start(
             state,
             remote,
+            caller,
             plan.turn,
             plan.transcript,
             plan.options,
@@ -197,7 +206,7 @@ impl Plan {
         }
         let choice = state
             .config
-            .resolve_model(&request.model, &state.backend.models())
+            .resolve_model(&request.model, &state.backend().models())
             .ok_or_else(|| ProxyError::ModelNotFound(request.model.clone()))?;
         // The request's own effort wins, then the model id's, then the task routing's.
         let task = is_background_task(&request.messages);
@@ -243,7 +252,7 @@ impl Plan {
             turn: Turn::new(conversation, tools.clone(), &format, model, effort),
             options: Options {
                 tools,
-                native_tools: state.backend.takes_items(),
+                native_tools: state.backend().takes_items(),
                 reasoning_output: state.config.reasoning_output,
                 stop: stop_sequences(request.stop.as_ref())?,
                 json: format.wants_json(),

@@ -104,12 +104,19 @@ impl CompletionsApi {
     )]
     async fn create(
         &self,
-        _auth: Authorized,
+        auth: Authorized,
+        /// OpenWebUI's id of the conversation: its turns stay on one codex account.
+        #[oai(name = "X-OpenWebUI-Chat-Id")]
+        chat_id: poem_openapi::param::Header<Option<String>>,
         remote: &RemoteAddr,
         body: Json<CompletionRequest>,
     ) -> Result<CompletionResponse, ApiError> {
         let mut outcome = run::counted(&self.state, &body.0.model);
-        let result = self.answer(remote, body.0, &mut outcome).await;
+        let caller = run::Caller {
+            account: auth.account,
+            chat_id: chat_id.0,
+        };
+        let result = self.answer(remote, caller, body.0, &mut outcome).await;
         if let Err(err) = &result {
             run::refused(&mut outcome, err.0.status().as_u16());
         }
@@ -121,6 +128,7 @@ impl CompletionsApi {
     async fn answer(
         &self,
         remote: &RemoteAddr,
+        caller: run::Caller,
         request: CompletionRequest,
         outcome: &mut Option<RequestOutcome>,
     ) -> Result<CompletionResponse, ApiError> {
@@ -150,7 +158,7 @@ impl CompletionsApi {
         }
         let choice = state
             .config
-            .resolve_model(&request.model, &state.backend.models())
+            .resolve_model(&request.model, &state.backend().models())
             .ok_or_else(|| ProxyError::ModelNotFound(request.model.clone()))?;
         let conversation = Conversation {
             items: vec![Item::User {
@@ -169,12 +177,12 @@ impl CompletionsApi {
             stop: stop_sequences(request.stop.as_ref())?,
             // Reasoning has no place in a text completion.
             reasoning_output: crate::translate::ReasoningOutput::None,
-            native_tools: state.backend.takes_items(),
+            native_tools: state.backend().takes_items(),
             ..Options::default()
         };
         let stream = request.stream.unwrap_or(false);
         tracing::info!(model = %request.model, stream, user = request.user.as_deref().unwrap_or(""), "text completion");
-        let deltas = run::start(state, remote, turn, transcript, options, outcome).await?;
+        let deltas = run::start(state, remote, caller, turn, transcript, options, outcome).await?;
         let header = Header {
             id: crate::ids::random_id("cmpl-"),
             created: unix_now(),

@@ -47,6 +47,15 @@ pub enum HealthResponse {
 const LOGIN_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl HealthApi {
+    fn accounts(&self) -> Vec<super::response::AccountHealth> {
+        self.state
+            .accounts
+            .views()
+            .into_iter()
+            .map(Into::into)
+            .collect()
+    }
+
     fn recheck_login(&self) {
         let mut last = self.state.login_rechecked.lock().expect("recheck lock");
         if last.elapsed() >= LOGIN_RECHECK {
@@ -63,7 +72,7 @@ impl HealthApi {
     /// Open without an API key. Runs `codex --version`, never a model.
     #[oai(path = "/health", method = "get", operation_id = "health")]
     async fn health(&self) -> HealthResponse {
-        match self.state.backend.status().await {
+        match self.state.backend().status().await {
             CodexStatus::Ready { path, version } => {
                 let login = self.state.login.lock().expect("login lock").clone();
                 if login == Some(Login::Missing) {
@@ -92,7 +101,8 @@ impl HealthApi {
                         login: login.as_ref().map(login_name),
                         reason,
                     },
-                    plan_limits: self.state.backend.plan_limits().map(Into::into),
+                    plan_limits: self.state.backend().plan_limits().map(Into::into),
+                    accounts: self.accounts(),
                 };
                 match health.status {
                     HealthState::Ok => HealthResponse::Ok(Json(health)),
@@ -112,7 +122,8 @@ impl HealthApi {
                     login: None,
                     reason: Some(reason),
                 },
-                plan_limits: self.state.backend.plan_limits().map(Into::into),
+                plan_limits: self.state.backend().plan_limits().map(Into::into),
+                accounts: self.accounts(),
             })),
         }
     }

@@ -30,14 +30,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
-    codex::SharedBackend, config::Config, connection::ConnectionRegistry, error::ProxyError,
-    metrics::Metrics,
+    accounts::Accounts, codex::SharedBackend, config::Config, connection::ConnectionRegistry,
+    error::ProxyError, metrics::Metrics,
 };
 
 /// What every handler shares.
 pub struct AppState {
     pub config: Config,
-    pub backend: SharedBackend,
+    /// The codex logins turns run on; what they share (models, how turns are taken) is asked
+    /// of [`AppState::backend`].
+    pub accounts: Arc<Accounts>,
     /// One permit per codex run allowed at once (`MAX_CONCURRENCY`).
     pub slots: Arc<Semaphore>,
     /// One permit per prompt being counted at once: one per core, so counting never takes
@@ -60,7 +62,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         config: Config,
-        backend: SharedBackend,
+        accounts: Arc<Accounts>,
         connections: Arc<ConnectionRegistry>,
         metrics: Arc<Metrics>,
         stop_runs: CancellationToken,
@@ -75,11 +77,19 @@ impl AppState {
                 std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
             ),
             config,
-            backend,
+            accounts,
             connections,
             metrics,
             started_at: chat::unix_now(),
         }
+    }
+}
+
+impl AppState {
+    /// The first account's backend: every account runs the same codex the same way, so the
+    /// models it offers and how it takes a turn are asked of this one.
+    pub fn backend(&self) -> &SharedBackend {
+        &self.accounts.first().backend
     }
 }
 

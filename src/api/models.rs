@@ -26,7 +26,7 @@ impl ModelsApi {
         let data = self
             .state
             .config
-            .model_ids(&self.state.backend.models())
+            .model_ids(&self.state.backend().models())
             .into_iter()
             .map(|id| Model {
                 id,
@@ -57,7 +57,7 @@ impl ModelsApi {
         let listed = self
             .state
             .config
-            .model_ids(&self.state.backend.models())
+            .model_ids(&self.state.backend().models())
             .into_iter()
             .find(|id| *id == model.0);
         match listed {

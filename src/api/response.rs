@@ -170,6 +170,57 @@ pub struct Health {
     /// ChatGPT login, after its first turn).
     #[oai(skip_serializing_if_is_none)]
     pub plan_limits: Option<PlanLimitsOut>,
+    /// The codex logins turns run on (`CODEX_ACCOUNTS`; one, `default`, when unset).
+    pub accounts: Vec<AccountHealth>,
+}
+
+/// One codex account: whether it takes turns now, and why not. No secret is shown.
+#[derive(Debug, Clone, Object)]
+pub struct AccountHealth {
+    pub name: String,
+    pub state: AccountState,
+    /// Turns running on it now.
+    pub running: u64,
+    /// When a cooling account takes turns again, in Unix seconds.
+    #[oai(skip_serializing_if_is_none)]
+    pub cooling_until: Option<i64>,
+    /// Its ChatGPT plan's usage limits as codex last reported them.
+    #[oai(skip_serializing_if_is_none)]
+    pub plan_limits: Option<PlanLimitsOut>,
+}
+
+/// Whether an account takes turns now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum AccountState {
+    /// It takes turns.
+    Ready,
+    /// At a usage or rate limit, until `cooling_until`.
+    Cooling,
+    /// codex could not authenticate with it: out until it is logged in again.
+    LoggedOut,
+}
+
+impl From<crate::accounts::State> for AccountState {
+    fn from(state: crate::accounts::State) -> Self {
+        match state {
+            crate::accounts::State::Ready => AccountState::Ready,
+            crate::accounts::State::Cooling => AccountState::Cooling,
+            crate::accounts::State::LoggedOut => AccountState::LoggedOut,
+        }
+    }
+}
+
+impl From<crate::accounts::AccountView> for AccountHealth {
+    fn from(view: crate::accounts::AccountView) -> Self {
+        AccountHealth {
+            name: view.name,
+            state: view.state.into(),
+            running: view.running as u64,
+            cooling_until: view.cooling_until,
+            plan_limits: view.plan_limits.map(Into::into),
+        }
+    }
 }
 
 /// A plan's usage limits: a short rolling window and a weekly one.

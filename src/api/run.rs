@@ -15,10 +15,11 @@ use tracing::{Instrument, Span};
 
 use super::AppState;
 use crate::{
-    codex::{RunStream, SharedBackend, Turn},
+    accounts::{affinity, Accounts, Lease, Route, Verdict},
+    codex::{RunStream, Turn, TurnInput},
     config::Limits,
     error::ProxyError,
-    metrics::{Metrics, RequestOutcome, RunGuard},
+    metrics::{AccountMetrics, GaugeGuard, Metrics, RequestOutcome, RunGuard},
     translate::{Delta, Options, Translator},
     usage::{count_tokens_up_to, Counted},
 };
@@ -29,7 +30,7 @@ const UNKNOWN_MODEL: &str = "unknown";
 /// The request's count in `/metrics`, labelled with its model when the server lists it. The
 /// run takes it over once started; a request that fails before settles it with [`refused`].
 pub fn counted(state: &AppState, model: &str) -> Option<RequestOutcome> {
-    let label = match state.config.resolve_model(model, &state.backend.models()) {
+    let label = match state.config.resolve_model(model, &state.backend().models()) {
         Some(_) => model,
         None => UNKNOWN_MODEL,
     };
@@ -50,6 +51,7 @@ pub fn refused(outcome: &mut Option<RequestOutcome>, status: u16) {
 pub async fn start(
     state: &Arc<AppState>,
     remote: &RemoteAddr,
+    caller: Caller,
     turn: Turn,
     transcript: Arc<str>,
     options: Options,
@@ -72,10 +74,12 @@ pub async fn start(
         permit = take_slot(state) => permit?,
         () = client_gone() => return Err(ProxyError::ClientGone),
     };
-    let events = state.backend.run(turn).await?;
+    let mut placement = Placement::new(state, caller, &turn);
+    let on = placement.start(turn).await?;
     Ok(deltas(
         Run {
-            events,
+            on,
+            placement,
             permit,
             _run: state.metrics.run(),
             metrics: state.metrics.clone(),
@@ -83,11 +87,127 @@ pub async fn start(
             client_gone: client_gone().boxed(),
             stop_runs: state.stop_runs.clone(),
             outcome: outcome.take().expect("a run is started once"),
-            backend: state.backend.clone(),
         },
         transcript,
         options,
     ))
+}
+
+/// Who a request comes from, for choosing its account.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The account the request's API key is bound to.
+    pub account: Option<usize>,
+    /// `X-OpenWebUI-Chat-Id`: the conversation, as OpenWebUI names it.
+    pub chat_id: Option<String>,
+}
+
+/// Where a turn runs: the account the pool picks, and once, when that account refuses it
+/// before the client got anything (a usage limit, a broken login), another one.
+struct Placement {
+    accounts: Arc<Accounts>,
+    metrics: Arc<Metrics>,
+    route: Route,
+    /// The turn again, kept only while another account could take it.
+    spare: Option<Turn>,
+    /// The accounts that refused it.
+    tried: Vec<usize>,
+}
+
+/// A turn running on an account.
+struct OnAccount {
+    events: RunStream,
+    lease: Lease,
+    metrics: AccountMetrics,
+    _running: GaugeGuard,
+}
+
+/// Why a turn did not start: no account could take it, or the one picked refused it.
+enum Refused {
+    NoAccount(ProxyError),
+    ByAccount(Lease, ProxyError),
+}
+
+impl Placement {
+    fn new(state: &AppState, caller: Caller, turn: &Turn) -> Self {
+        let conversation = match &turn.input {
+            TurnInput::Items { conversation, .. } => Some(conversation),
+            TurnInput::Prompt { .. } => None,
+        };
+        let route = Route {
+            bound: caller.account,
+            conversation: affinity::conversation_key(caller.chat_id.as_deref(), conversation),
+        };
+        // A bound key's turn has nowhere else to go, nor has the turn of a pool of one.
+        let may_move = state.accounts.len() > 1 && route.bound.is_none();
+        Placement {
+            accounts: state.accounts.clone(),
+            metrics: state.metrics.clone(),
+            route,
+            spare: may_move.then(|| turn.clone()),
+            tried: Vec::new(),
+        }
+    }
+
+    /// Starts `turn`, on a second account if the first refuses it.
+    async fn start(&mut self, turn: Turn) -> Result<OnAccount, ProxyError> {
+        let (lease, err) = match self.launch(turn).await {
+            Ok(on) => return Ok(on),
+            Err(Refused::NoAccount(err)) => return Err(err),
+            Err(Refused::ByAccount(lease, err)) => (lease, err),
+        };
+        let Some(turn) = self.move_from(&lease, &err) else {
+            return Err(err);
+        };
+        drop(lease);
+        self.launch(turn)
+            .await
+            .map_err(|refused| self.last_word(refused))
+    }
+
+    /// After `lease`'s account failed the turn with `err`, before the client got anything:
+    /// the turn to start again on another account, if it may move.
+    fn move_from(&mut self, lease: &Lease, err: &ProxyError) -> Option<Turn> {
+        let moved = self.accounts.settle(lease, Err(err)) == Verdict::Moved;
+        let turn = self.spare.take().filter(|_| moved)?;
+        self.tried.push(lease.index);
+        tracing::info!(account = %lease.account.name, "codex account refused the turn before any answer; trying another: {err}");
+        Some(turn)
+    }
+
+    /// The error a second refusal ends the request with: the pool's word when no account was
+    /// left (every one limited, the first reset its `Retry-After`), else the second account's.
+    fn last_word(&self, refused: Refused) -> ProxyError {
+        match refused {
+            Refused::NoAccount(err) => err,
+            Refused::ByAccount(lease, err) => {
+                self.accounts.settle(&lease, Err(&err));
+                err
+            }
+        }
+    }
+
+    async fn launch(&self, turn: Turn) -> Result<OnAccount, Refused> {
+        let lease = self
+            .accounts
+            .pick(&self.route, &self.tried)
+            .map_err(Refused::NoAccount)?;
+        let metrics = self.metrics.account(&lease.account.name);
+        let running = metrics.run();
+        tracing::debug!(account = %lease.account.name, "codex account chosen");
+        match lease.account.backend.run(turn).await {
+            Ok(events) => Ok(OnAccount {
+                events,
+                lease,
+                metrics,
+                _running: running,
+            }),
+            Err(err) => {
+                metrics.failed(err.code().unwrap_or("error"));
+                Err(Refused::ByAccount(lease, err))
+            }
+        }
+    }
 }
 
 /// Waits up to `QUEUE_TIMEOUT_SECS` for one of the `MAX_CONCURRENCY` codex slots.
@@ -133,7 +253,8 @@ async fn check_prompt_size(
 
 /// A started codex run and everything it holds until its reply ends.
 struct Run {
-    events: RunStream,
+    on: OnAccount,
+    placement: Placement,
     /// The codex slot; released when the reply's stream ends or is dropped.
     permit: OwnedSemaphorePermit,
     /// Counts the run as running and times it, until the reply ends.
@@ -146,8 +267,6 @@ struct Run {
     stop_runs: CancellationToken,
     /// The request's count in `/metrics`, with the status the run ends with.
     outcome: RequestOutcome,
-    /// The backend, for the plan limits a usage-limit failure is told about.
-    backend: SharedBackend,
 }
 
 /// How many deltas may wait for the client to take them.
@@ -174,7 +293,8 @@ fn deltas(
 /// Runs `run` to its end, sending each delta to `tx`.
 async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<Delta>) {
     let Run {
-        mut events,
+        mut on,
+        mut placement,
         permit: _permit,
         _run,
         metrics,
@@ -182,9 +302,10 @@ async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<De
         mut client_gone,
         stop_runs,
         mut outcome,
-        backend,
     } = run;
-    let mut translator = Translator::with_options(prompt, options);
+    let mut translator = Translator::with_options(prompt.clone(), options.clone());
+    // Whether the client has been sent anything: until then a refused turn may move.
+    let mut sent_any = false;
     let deadline = Instant::now() + limits.codex_timeout;
     // The last word of a run that is being stopped: sent only if there is room for it.
     let last_word = |outcome: &mut RequestOutcome, err: ProxyError| {
@@ -205,7 +326,7 @@ async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<De
                 tracing::warn!("the server is stopping; ending this request");
                 return last_word(&mut outcome, ProxyError::ShuttingDown);
             }
-            next = tokio::time::timeout_at(wake, events.next()) => next,
+            next = tokio::time::timeout_at(wake, on.events.next()) => next,
         };
         let event = match next {
             Ok(Some(event)) => event,
@@ -226,28 +347,40 @@ async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<De
                 return last_word(&mut outcome, ProxyError::Timeout(message));
             }
         };
+        let mut moving = None;
         for delta in translator.on_run_event(event) {
             // A spent plan's failure says when the plan resets, from the limits codex reported.
             let delta =
                 match delta {
-                    Delta::Failed(err) => {
-                        Delta::Failed(err.with_plan_reset(backend.plan_limits().and_then(
-                            |limits| limits.seconds_until_usable(super::chat::unix_now()),
-                        )))
-                    }
+                    Delta::Failed(err) => Delta::Failed(err.with_plan_reset(
+                        on.lease.account.backend.plan_limits().and_then(|limits| {
+                            limits.seconds_until_usable(super::chat::unix_now())
+                        }),
+                    )),
                     other => other,
                 };
             match &delta {
                 Delta::Finish { usage, .. } => {
                     metrics.tokens(usage);
+                    on.metrics.tokens(usage);
+                    placement.accounts.settle(&on.lease, Ok(()));
                     outcome.ended_with(200);
                 }
-                Delta::Failed(err) => outcome.ended_with(err.status().as_u16()),
+                Delta::Failed(err) => {
+                    on.metrics.failed(err.code().unwrap_or("error"));
+                    if sent_any {
+                        placement.accounts.settle(&on.lease, Err(err));
+                    } else if let Some(turn) = placement.move_from(&on.lease, err) {
+                        moving = Some(turn);
+                        break;
+                    }
+                    outcome.ended_with(err.status().as_u16());
+                }
                 _ => {}
             }
             let terminal = delta.is_terminal();
             match tokio::time::timeout(limits.codex_idle_timeout, tx.send(delta)).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => sent_any = true,
                 // The reply was dropped: nobody is listening any more.
                 Ok(Err(_)) => return,
                 Err(_) => {
@@ -260,6 +393,19 @@ async fn drive(run: Run, prompt: Arc<str>, options: Options, tx: mpsc::Sender<De
             }
             if terminal {
                 return;
+            }
+        }
+        if let Some(turn) = moving {
+            match placement.launch(turn).await {
+                Ok(next) => {
+                    // The refused run stops here, its account's lease with it.
+                    on = next;
+                    translator = Translator::with_options(prompt.clone(), options.clone());
+                }
+                Err(refused) => {
+                    let err = placement.last_word(refused);
+                    return last_word(&mut outcome, err);
+                }
             }
         }
     }

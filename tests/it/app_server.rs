@@ -124,8 +124,8 @@ async fn a_crash_fails_every_run_on_the_process_at_once_then_it_restarts() {
     assert!(!alive(old));
     let metrics = metrics_text(&cli).await;
     for line in [
-        "codex_proxy_app_server_exits_total 1",
-        "codex_proxy_app_server_up 1",
+        "codex_proxy_app_server_exits_total{account=\"default\"} 1",
+        "codex_proxy_app_server_up{account=\"default\"} 1",
     ] {
         assert!(
             metrics.lines().any(|l| l == line),

@@ -89,8 +89,10 @@ fn the_environment_codex_gets_is_listed_exactly() {
 #[tokio::test]
 async fn the_metrics_section_names_every_metric_served() {
     let cli = client_on("app-server", &[]);
-    // One answered request that reports a plan's limits, so that the labelled series exist.
+    // One answered request that reports a plan's limits and one failed turn, so that the
+    // labelled series exist.
     assert_eq!(post_chat(&cli, &chat("[[plan]]", false)).await.0, 200);
+    assert_eq!(post_chat(&cli, &chat("[[http500]]", false)).await.0, 502);
     let text = metrics_text(&cli).await;
     let served: BTreeSet<String> = text
         .lines()

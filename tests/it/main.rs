@@ -7,6 +7,7 @@ mod doctor_output;
 mod server;
 mod support;
 
+mod accounts;
 mod answer_shaping;
 mod app_server;
 mod app_server_wire;

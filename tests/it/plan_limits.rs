@@ -33,11 +33,10 @@ async fn reported_limits_show_on_health_and_in_metrics() {
     let metrics = metrics_text(&cli).await;
     assert!(metrics
         .lines()
-        .any(|l| l == "codex_proxy_plan_used_percent{window=\"primary\"} 42"));
-    assert!(metrics
-        .lines()
-        .any(|l| l
-            == format!("codex_proxy_plan_resets_at_seconds{{window=\"primary\"}} {resets_at}")));
+        .any(|l| l == "codex_proxy_plan_used_percent{account=\"default\",window=\"primary\"} 42"));
+    assert!(metrics.lines().any(|l| l == format!(
+        "codex_proxy_plan_resets_at_seconds{{account=\"default\",window=\"primary\"}} {resets_at}"
+    )));
 }
 
 #[tokio::test]

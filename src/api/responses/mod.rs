@@ -12,7 +12,11 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use poem::web::RemoteAddr;
-use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi, ResponseContent};
+use poem_openapi::{
+    param::{Header, Path},
+    payload::Json,
+    ApiResponse, Object, OpenApi, ResponseContent,
+};
 use serde_json::{json, Value};
 use tracing::Span;
 
@@ -115,12 +119,19 @@ impl ResponsesApi {
     )]
     async fn create(
         &self,
-        _auth: Authorized,
+        auth: Authorized,
+        /// OpenWebUI's id of the conversation: its turns stay on one codex account.
+        #[oai(name = "X-OpenWebUI-Chat-Id")]
+        chat_id: Header<Option<String>>,
         remote: &RemoteAddr,
         body: Json<CreateResponse>,
     ) -> Result<ResponsesResponse, ApiError> {
         let mut outcome = run::counted(&self.state, &body.0.model);
-        let result = self.answer(remote, body.0, &mut outcome).await;
+        let caller = run::Caller {
+            account: auth.account,
+            chat_id: chat_id.0,
+        };
+        let result = self.answer(remote, caller, body.0, &mut outcome).await;
         if let Err(err) = &result {
             run::refused(&mut outcome, err.0.status().as_u16());
         }
@@ -192,6 +203,7 @@ impl ResponsesApi {
     async fn answer(
         &self,
         remote: &RemoteAddr,
+        caller: run::Caller,
         request: CreateResponse,
         outcome: &mut Option<RequestOutcome>,
     ) -> Result<ResponsesResponse, ApiError> {
@@ -233,7 +245,7 @@ impl ResponsesApi {
         }
         let choice = state
             .config
-            .resolve_model(&request.model, &state.backend.models())
+            .resolve_model(&request.model, &state.backend().models())
             .ok_or_else(|| ProxyError::ModelNotFound(request.model.clone()))?;
         let effort = requested_effort(
             request
@@ -294,7 +306,7 @@ impl ResponsesApi {
         let turn = Turn::new(conversation, tools.clone(), &format, choice.model, effort);
         let options = Options {
             tools,
-            native_tools: state.backend.takes_items(),
+            native_tools: state.backend().takes_items(),
             // Reasoning is an output item of its own here, never inside the text.
             reasoning_output: match state.config.reasoning_output {
                 ReasoningOutput::None => ReasoningOutput::None,
@@ -338,7 +350,7 @@ impl ResponsesApi {
             "previous_response_id".into(),
             json!(request.previous_response_id),
         );
-        let deltas = run::start(state, remote, turn, transcript, options, outcome).await?;
+        let deltas = run::start(state, remote, caller, turn, transcript, options, outcome).await?;
         let envelope = render::Envelope {
             id: crate::ids::random_id("resp_"),
             created_at: unix_now(),
