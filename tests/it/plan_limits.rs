@@ -34,7 +34,8 @@ async fn reported_limits_show_on_health_and_in_metrics() {
     assert!(metrics
         .lines()
         .any(|l| l == "codex_proxy_plan_used_percent{account=\"default\",window=\"primary\"} 42"));
-    assert!(metrics.lines().any(|l| l == format!(
+    assert!(metrics.lines().any(|l| l
+        == format!(
         "codex_proxy_plan_resets_at_seconds{{account=\"default\",window=\"primary\"}} {resets_at}"
     )));
 }

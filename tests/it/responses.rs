@@ -199,6 +199,7 @@ fn stable(mut value: Value) -> Value {
                             *v = json!(format!("[{prefix}-id]"));
                         }
                         ("created_at", _) => *v = json!("[created_at]"),
+                        ("completed_at", _) if v.is_number() => *v = json!("[completed_at]"),
                         _ => walk(v),
                     }
                 }

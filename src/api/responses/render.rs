@@ -34,7 +34,10 @@ impl Envelope {
             "model": self.model,
             "output": output,
             "error": null,
+            // The proxy never cuts an answer short (no max_output_tokens reaches codex), so a
+            // response is never `incomplete`.
             "incomplete_details": null,
+            "completed_at": (status == "completed").then(crate::api::chat::unix_now),
             "usage": usage.map(usage_json),
         });
         let text: String = response["output"]
@@ -411,6 +414,8 @@ mod tests {
         assert_eq!(numbers, (0..16).collect::<Vec<_>>());
         let done = &events[15]["response"];
         assert_eq!(done["status"], "completed");
+        assert!(done["completed_at"].is_i64(), "{done}");
+        assert!(events[0]["response"]["completed_at"].is_null());
         assert_eq!(done["output_text"], "Hello");
         assert_eq!(done["output"][0]["summary"][0]["text"], "Think");
         assert_eq!(done["output"][1]["content"][0]["text"], "Hello");
@@ -449,6 +454,7 @@ mod tests {
         let last = failed.last().unwrap();
         assert_eq!(last["type"], "response.failed");
         assert_eq!(last["response"]["status"], "failed");
+        assert!(last["response"]["completed_at"].is_null());
         assert!(last["response"]["error"]["message"]
             .as_str()
             .unwrap()
