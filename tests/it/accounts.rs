@@ -296,3 +296,52 @@ async fn a_conversation_stays_on_the_account_it_started_on() {
         assert_eq!(answer(&body), first, "{backend}");
     }
 }
+
+#[tokio::test]
+async fn a_streamed_turn_moves_unnoticed_and_with_no_account_known_left_is_a_plain_429() {
+    for backend in BACKENDS {
+        let homes = Homes::new();
+        let cli = client_on(backend, &[("CODEX_ACCOUNTS", &homes.accounts())]);
+        homes.spend("alice", 600);
+        let resp = cli
+            .post("/v1/chat/completions")
+            .body_json(&chat("[[account]]", true))
+            .send()
+            .await;
+        let (status, _, events) = crate::support::sse_of(resp).await;
+        assert_eq!(status, 200, "{backend}");
+        let text: String = events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, "ACCOUNT: bob", "{backend}: {events:?}");
+        assert!(
+            !events.iter().any(|e| e.get("error").is_some()),
+            "the refusal on alice never reached the client: {events:?}"
+        );
+
+        // Once the stream's headers are out, bob's refusal is the stream's error, in band...
+        homes.spend("bob", 300);
+        let resp = cli
+            .post("/v1/chat/completions")
+            .body_json(&chat("[[account]]", true))
+            .send()
+            .await;
+        let (_, _, events) = crate::support::sse_of(resp).await;
+        let error = events
+            .iter()
+            .find_map(|e| e.get("error"))
+            .expect("an in-band error");
+        assert_eq!(error["code"], "rate_limit_exceeded", "{backend}");
+        // ...and the next stream, known to have no account, is refused before it starts.
+        let resp = cli
+            .post("/v1/chat/completions")
+            .body_json(&chat("[[account]]", true))
+            .send()
+            .await;
+        let retry_after = resp.0.headers().get("retry-after").cloned();
+        let (status, body) = json_of(resp).await;
+        assert_eq!(status, 429, "{backend}: {body}");
+        assert!(retry_after.is_some(), "{backend}");
+    }
+}
