@@ -54,23 +54,45 @@ pub async fn run(config: Config) -> std::process::ExitCode {
             BackendKind::Exec => "exec",
             BackendKind::AppServer => "app-server",
         },
-        config
-            .codex_home
-            .as_ref()
-            .map_or("(codex's default, ~/.codex)".to_owned(), |h| h
-                .display()
-                .to_string()),
+        match (config.accounts.as_slice(), &config.codex_home) {
+            ([_], None) => "(codex's default, ~/.codex)".to_owned(),
+            ([_], Some(home)) => home.display().to_string(),
+            (accounts, _) => format!("(CODEX_ACCOUNTS, {} accounts)", accounts.len()),
+        },
     );
-    let login_fix = login_command(&config);
-
     let binary = check_binary(&config).await;
     print("codex", &binary);
     if matches!(binary, Outcome::Fail { .. }) {
         return std::process::ExitCode::FAILURE;
     }
+    // Each account is its own login: each is checked, and each must answer.
+    let mut answered = true;
+    for account in &config.accounts {
+        if config.accounts.len() > 1 {
+            println!(
+                "account {}: CODEX_HOME={}",
+                account.name,
+                account
+                    .home
+                    .as_ref()
+                    .map_or_else(String::new, |h| h.display().to_string())
+            );
+        }
+        answered &= check_account(&config.for_account(account)).await;
+    }
+    if answered {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
 
+/// The app-server handshake, login, models, limits and one turn with one account's home;
+/// whether the turn was answered.
+async fn check_account(config: &Config) -> bool {
+    let login_fix = login_command(config);
     let started = Instant::now();
-    match Session::open(&config).await {
+    match Session::open(config).await {
         Err(err) => print(
             "app-server",
             &Outcome::Fail {
@@ -88,14 +110,9 @@ pub async fn run(config: Config) -> std::process::ExitCode {
             print("limits", &check_limits(&session).await);
         }
     }
-
-    let turn = check_turn(&config, &login_fix).await;
+    let turn = check_turn(config, &login_fix).await;
     print("turn", &turn);
-    if matches!(turn, Outcome::Ok(_)) {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
-    }
+    matches!(turn, Outcome::Ok(_))
 }
 
 async fn check_binary(config: &Config) -> Outcome {

@@ -189,3 +189,28 @@ fn the_doctor_reads_the_servers_dot_env() {
     assert!(out.contains("CODEX_BACKEND=app-server"), "{out}");
     assert!(out.contains("[ok  ] login      API key"), "{out}");
 }
+
+#[test]
+fn each_account_is_checked_and_a_broken_one_fails_the_doctor() {
+    let root = tempfile::tempdir().unwrap();
+    for name in ["alice", "bob"] {
+        std::fs::create_dir(root.path().join(name)).unwrap();
+    }
+    std::fs::write(root.path().join("bob").join("fake-codex-logged-out"), "").unwrap();
+    let accounts = format!(
+        "alice={},bob={}",
+        root.path().join("alice").display(),
+        root.path().join("bob").display()
+    );
+    let (code, out) = doctor(
+        root.path(),
+        &[("CODEX_PATH", fake_codex()), ("CODEX_ACCOUNTS", &accounts)],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    let alice = out.find("account alice:").expect("alice is checked");
+    let bob = out.find("account bob:").expect("bob is checked");
+    let (alice_part, bob_part) = (&out[alice..bob], &out[bob..]);
+    assert!(alice_part.contains("[ok  ] turn"), "{out}");
+    assert!(bob_part.contains("[FAIL] turn"), "{out}");
+    assert!(bob_part.contains("401 Unauthorized"), "{out}");
+}
