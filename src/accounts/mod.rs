@@ -234,9 +234,12 @@ impl Accounts {
             .iter()
             .filter_map(|i| self.accounts[*i].held_until(now))
             .min();
-        let (subject, verb) = match among {
-            [one] => (format!("The codex account {}", names(&[*one])), "is"),
-            _ => (format!("Every codex account ({})", names(among)), "is"),
+        let (subject, which) = match among {
+            [one] => (format!("The codex account {} is", names(&[*one])), "it"),
+            _ => (
+                format!("Every codex account ({}) is", names(among)),
+                "the first",
+            ),
         };
         match first_reset {
             Some(at) => {
@@ -244,14 +247,14 @@ impl Accounts {
                 ProxyError::CodexFailed {
                     kind: FailureKind::RateLimited,
                     message: format!(
-                        "{subject} {verb} at its usage limit; one is usable again in {secs} s (Retry-After)."
+                        "{subject} at its usage limit; {which} is usable again in {secs} s (Retry-After)."
                     ),
                     reset_in: Some(secs),
                 }
             }
             None => ProxyError::CodexFailed {
                 kind: FailureKind::Unauthenticated,
-                message: format!("{subject} {verb} logged out"),
+                message: format!("{subject} logged out"),
                 reset_in: None,
             },
         }
