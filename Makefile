@@ -7,6 +7,9 @@ VENV := .venv
 DOCKER_VENV := .venv-docker
 # The attack harness's own venv (h2 for the HTTP/2 rows).
 ATTACK_VENV := .venv-attack
+# The Kubernetes manifests' venv: kubectl (for kustomize), the bundled schemas, checkov.
+DEPLOY_VENV := .venv-deploy
+DEPLOY_CHECK := target/deploy-check
 SNAPSHOT_REFS := target/snapshot-refs.txt
 # The supported codex CLI versions, oldest first, newest last (the one file that names them).
 # The real-codex suite runs on the oldest and the newest; everything else uses the newest. Each
@@ -39,7 +42,7 @@ RUN_CODEX_PATH := $(strip $(CODEX_PATH))
 endif
 RUN_INSTALLS_CODEX := $(if $(RUN_CODEX_PATH)$(shell command -v codex),,yes)
 
-.PHONY: help run demo build test test-rust test-real-codex test-python test-node test-docker check-snapshots bench attack lint fmt clean
+.PHONY: help run demo build test test-rust test-real-codex test-python test-node test-docker test-deploy check-snapshots bench attack lint fmt clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
@@ -54,7 +57,7 @@ demo: ## Serve on fake-codex: no codex install or account needed
 build: ## Build the server and fake-codex (debug)
 	$(CARGO) build --locked --bins
 
-test: test-rust check-snapshots test-real-codex test-python test-node test-docker ## Run every test: Rust suite, snapshots, real codex, SDK conformance, spec fuzzing, container checks
+test: test-rust check-snapshots test-real-codex test-python test-node test-docker test-deploy ## Run every test: Rust suite, snapshots, real codex, SDK conformance, spec fuzzing, container and Kubernetes checks
 
 test-rust: ## Unit and integration tests; snapshots must match (never rewritten here)
 	@mkdir -p target && rm -f $(SNAPSHOT_REFS)
@@ -107,6 +110,36 @@ test-docker: $(DOCKER_VENV)/.installed $(CODEX_NEWEST_DIR)/.installed ## Lint th
 	sh docker/run-codex-stage.sh target/docker-codex-stage
 	@echo "container checks: hadolint clean, compose valid, release build, codex $(CODEX_NEWEST) ok and the Dockerfile's, the codex stage run on the host"
 
+$(DEPLOY_VENV)/.installed: tests/deploy/requirements.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/deploy/requirements.txt
+	touch $@
+
+# The manifests are rendered from a copy in which each secrets/*.env.example stands in for the
+# file git ignores (nothing else of secrets/ is copied: a developer's real keys and logins stay
+# put), once as each kustomization a user applies and once with everything, the optional
+# Ingresses included. Offline: kustomize, the bundled schemas and checkov's own checks need no
+# network.
+test-deploy: $(DEPLOY_VENV)/.installed ## Kubernetes manifests: rendered with kustomize, validated against the Kubernetes 1.32 and 1.37 schemas, linted with checkov, checked against the server's settings
+	rm -rf $(DEPLOY_CHECK) && mkdir -p $(DEPLOY_CHECK)
+	tar -C deploy --exclude='kubernetes/*/secrets' -cf - kubernetes | tar -C $(DEPLOY_CHECK) -xf -
+	cd deploy/kubernetes && for example in $$(find . -path '*/secrets/*.env.example'); do \
+	  mkdir -p $(CURDIR)/$(DEPLOY_CHECK)/kubernetes/$${example%/*} \
+	  && cp $$example $(CURDIR)/$(DEPLOY_CHECK)/kubernetes/$${example%.example} || exit 1; \
+	done
+	mkdir -p $(DEPLOY_CHECK)/kubernetes/everything
+	printf 'namespace: codex-proxy\nresources:\n  - ../openwebui\n  - ../openwebui/ingress.yaml\n' > $(DEPLOY_CHECK)/kubernetes/everything/kustomization.yaml
+	$(DEPLOY_VENV)/bin/kubectl kustomize $(DEPLOY_CHECK)/kubernetes > $(DEPLOY_CHECK)/proxy.yaml
+	$(DEPLOY_VENV)/bin/kubectl kustomize $(DEPLOY_CHECK)/kubernetes/openwebui > $(DEPLOY_CHECK)/openwebui.yaml
+	$(DEPLOY_VENV)/bin/kubectl kustomize --load-restrictor LoadRestrictionsNone $(DEPLOY_CHECK)/kubernetes/everything > $(DEPLOY_CHECK)/everything.yaml
+	for version in 1.32.0 1.37.0; do \
+	  $(DEPLOY_VENV)/bin/kubernetes-validate --strict --quiet -k $$version \
+	    $(DEPLOY_CHECK)/proxy.yaml $(DEPLOY_CHECK)/openwebui.yaml $(DEPLOY_CHECK)/everything.yaml || exit 1; \
+	done
+	$(DEPLOY_VENV)/bin/checkov --config-file deploy/kubernetes/.checkov.yaml -f $(DEPLOY_CHECK)/everything.yaml
+	$(DEPLOY_VENV)/bin/python tests/deploy/check_manifests.py $(DEPLOY_CHECK)/everything.yaml
+	@echo "kubernetes manifests: rendered, valid on 1.32 and 1.37 (strict), checkov clean, consistent with the server"
+
 check-snapshots: ## Fail on snapshot files no test referenced in the last test-rust run
 	@test -s $(SNAPSHOT_REFS) || { echo "no snapshot references recorded: run make test-rust first"; exit 1; }
 	@refs=$$(xargs -r realpath -m < $(SNAPSHOT_REFS) | sort -u); \
@@ -151,4 +184,4 @@ fmt: ## Format the code
 
 clean: ## Remove build output and the Python venv
 	$(CARGO) clean
-	rm -rf $(VENV) $(DOCKER_VENV) $(ATTACK_VENV)
+	rm -rf $(VENV) $(DOCKER_VENV) $(ATTACK_VENV) $(DEPLOY_VENV)
