@@ -361,11 +361,8 @@ fn accounts(
             home: codex_home.map(PathBuf::from),
         }]);
     }
-    if codex_home.is_some() {
-        return Err(ConfigError(
-            "set CODEX_ACCOUNTS (several codex homes) or CODEX_HOME (one), not both".into(),
-        ));
-    }
+    // CODEX_HOME, which images set for the single login, is then not used: each account
+    // names its own home.
     let mut accounts: Vec<AccountSpec> = Vec::new();
     for entry in listed {
         let Some((name, home)) = entry.split_once('=').map(|(n, h)| (n.trim(), h.trim())) else {
@@ -881,6 +878,11 @@ mod tests {
             Some(a.path())
         );
 
+        // CODEX_HOME (an image's default) does not add an account to the list.
+        let with_home =
+            Config::from_vars(vars(&[("CODEX_ACCOUNTS", &listed), ("CODEX_HOME", "/h")])).unwrap();
+        assert_eq!(with_home.accounts, config.accounts);
+
         // Unset: one account, `default`, with CODEX_HOME.
         let single =
             Config::from_vars(vars(&[("CODEX_HOME", "/h"), ("API_KEYS", "k@default")])).unwrap();
@@ -911,13 +913,6 @@ mod tests {
             (
                 vec![("CODEX_ACCOUNTS", "alice=/no/such/home".into())],
                 "existing directory",
-            ),
-            (
-                vec![
-                    ("CODEX_ACCOUNTS", format!("alice={home}")),
-                    ("CODEX_HOME", home.clone()),
-                ],
-                "not both",
             ),
             (vec![("API_KEYS", "@default".into())], "no key"),
         ] {
