@@ -135,6 +135,10 @@ struct RawConfig {
     #[serde(default, deserialize_with = "non_empty")]
     responses_stored_secs: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
+    mcp_threads: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
+    mcp_thread_idle_secs: Option<String>,
+    #[serde(default, deserialize_with = "non_empty")]
     header_timeout_secs: Option<String>,
     #[serde(default, deserialize_with = "non_empty")]
     body_timeout_secs: Option<String>,
@@ -242,6 +246,10 @@ pub struct Limits {
     pub responses_stored: usize,
     /// How long a stored response is kept.
     pub responses_stored_age: Duration,
+    /// Most threads the MCP `codex` tool keeps for `codex-reply` at once.
+    pub mcp_threads: usize,
+    /// How long an MCP thread is kept after its last use.
+    pub mcp_thread_idle: Duration,
     /// How long a client may take to send a request's headers; also how long an idle
     /// keep-alive connection stays open.
     pub header_timeout: Duration,
@@ -272,6 +280,8 @@ impl Default for Limits {
             max_images: 64,
             responses_stored: 256,
             responses_stored_age: Duration::from_secs(3600),
+            mcp_threads: 32,
+            mcp_thread_idle: Duration::from_secs(1800),
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(60),
             max_connections: None,
@@ -590,6 +600,19 @@ impl Config {
                 "RESPONSES_STORED_SECS",
                 &raw.responses_stored_secs,
                 defaults.responses_stored_age,
+                1,
+            )?,
+            mcp_threads: number(
+                "MCP_THREADS",
+                raw.mcp_threads.as_deref(),
+                defaults.mcp_threads as u64,
+                1,
+            )?
+            .min(crate::codex::MAX_KEPT_THREADS as u64) as usize,
+            mcp_thread_idle: secs(
+                "MCP_THREAD_IDLE_SECS",
+                &raw.mcp_thread_idle_secs,
+                defaults.mcp_thread_idle,
                 1,
             )?,
             header_timeout: secs(

@@ -211,6 +211,7 @@ async fn check_turn(config: &Config, login_fix: &str) -> Outcome {
         model: config.codex_model.clone(),
         effort: None,
         output_schema: None,
+        thread: Default::default(),
     };
     let started = Instant::now();
     let fail = |what: String| {

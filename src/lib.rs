@@ -51,15 +51,25 @@ pub fn app_with_backend(
     login: codex::app_server::SharedLogin,
 ) -> impl Endpoint<Output = Response> {
     let accounts = Arc::new(Accounts::single(backend));
-    app_with_accounts(config, accounts, connections, metrics, stop_runs, login)
+    let draining = stop_runs.child_token();
+    app_with_accounts(
+        config,
+        accounts,
+        connections,
+        metrics,
+        (stop_runs, draining),
+        login,
+    )
 }
 
+/// `stopping`: the token cancelled when the server stops for good, and the one cancelled when
+/// it starts to stop.
 fn app_with_accounts(
     config: Config,
     accounts: Arc<Accounts>,
     connections: Arc<ConnectionRegistry>,
     metrics: Arc<Metrics>,
-    stop_runs: CancellationToken,
+    (stop_runs, draining): (CancellationToken, CancellationToken),
     login: codex::app_server::SharedLogin,
 ) -> impl Endpoint<Output = Response> {
     api::routes(Arc::new(AppState::new(
@@ -68,6 +78,7 @@ fn app_with_accounts(
         connections,
         metrics,
         stop_runs,
+        draining,
         login,
     )))
 }
@@ -76,13 +87,15 @@ fn app_with_accounts(
 /// per account. The app-server backend starts its processes at once, so this needs a running
 /// tokio runtime.
 pub fn app(config: Config) -> impl Endpoint<Output = Response> {
-    app_watching(config, Arc::default(), CancellationToken::new())
+    let stop_runs = CancellationToken::new();
+    let draining = stop_runs.child_token();
+    app_watching(config, Arc::default(), (stop_runs, draining))
 }
 
 fn app_watching(
     config: Config,
     connections: Arc<ConnectionRegistry>,
-    stop_runs: CancellationToken,
+    stopping: (CancellationToken, CancellationToken),
 ) -> impl Endpoint<Output = Response> {
     let metrics = Arc::new(Metrics::new());
     codex::VersionProbe::at_start_up(&config.codex_path, config.accounts[0].home.as_deref());
@@ -119,14 +132,20 @@ fn app_watching(
         accounts,
         connections,
         metrics,
-        stop_runs,
+        stopping,
         first_login,
     )
 }
 
 /// Sets up logging at `config.log_level` on stderr.
 pub fn init_tracing(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+    // The MCP SDK logs every session's start and end at info: at a bare level, only its
+    // warnings show (a filter that names crates is taken as written).
+    let directive = match config.log_level.contains('=') {
+        true => config.log_level.clone(),
+        false => format!("{},rmcp=warn", config.log_level),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directive)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -150,6 +169,15 @@ pub async fn serve(config: Config) -> std::io::Result<()> {
     // Installed before the address is announced, so a signal sent right after start-up is
     // already a graceful shutdown.
     let shutdown = shutdown_signal()?;
+    // Cancelled as the shutdown starts: streams that never end on their own close then.
+    let draining = CancellationToken::new();
+    let shutdown = {
+        let draining = draining.clone();
+        async move {
+            shutdown.await;
+            draining.cancel();
+        }
+    };
     let listener = tokio::net::TcpListener::bind((config.host, config.port)).await?;
     let options = ServeOptions::new(&config.limits);
     // Before the address line: whoever waits for that line has seen the warnings too.
@@ -161,7 +189,7 @@ pub async fn serve(config: Config) -> std::io::Result<()> {
     );
     let connections = Arc::new(ConnectionRegistry::default());
     let stop_runs = CancellationToken::new();
-    let app = app_watching(config, connections.clone(), stop_runs.clone());
+    let app = app_watching(config, connections.clone(), (stop_runs.clone(), draining));
     server::run(listener, app, connections, options, shutdown, stop_runs).await;
     // Whatever is still open ends here: returning drops the runtime and with it every response
     // stream, and each stream kills its codex process group.

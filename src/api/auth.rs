@@ -25,10 +25,13 @@ pub struct ApiKeys(pub Arc<Vec<ApiKey>>);
 
 impl ApiKeys {
     /// Compares in constant time against every key, so timing reveals neither which key
-    /// matched nor how much of one did. Returns the account the key is bound to, if any.
-    pub fn check(&self, authorization: Option<&str>) -> Result<Option<usize>, ProxyError> {
+    /// matched nor how much of one did.
+    pub fn check(&self, authorization: Option<&str>) -> Result<Authorized, ProxyError> {
         if self.0.is_empty() {
-            return Ok(None);
+            return Ok(Authorized {
+                key: None,
+                account: None,
+            });
         }
         // The scheme is case-insensitive (RFC 9110 11.1): `BEARER` and `bearer` are `Bearer`.
         let presented = authorization
@@ -37,23 +40,27 @@ impl ApiKeys {
             .map(|(_, key)| key.trim())
             .unwrap_or("");
         // Every key is compared; the match is picked without branching on which one it was.
-        let (mut matched, mut account) = (subtle::Choice::from(0), u64::MAX);
-        for key in self.0.iter() {
+        let (mut matched, mut index, mut account) = (subtle::Choice::from(0), 0u64, u64::MAX);
+        for (i, key) in self.0.iter().enumerate() {
             let this = key.key.as_bytes().ct_eq(presented.as_bytes());
             let bound = key.account.map_or(u64::MAX, |i| i as u64);
             account.conditional_assign(&bound, this);
+            index.conditional_assign(&(i as u64), this);
             matched |= this;
         }
         if presented.is_empty() || !bool::from(matched) {
             return Err(ProxyError::InvalidApiKey);
         }
-        Ok((account != u64::MAX).then_some(account as usize))
+        Ok(Authorized {
+            key: Some(index as usize),
+            account: (account != u64::MAX).then_some(account as usize),
+        })
     }
 }
 
 impl ApiKeys {
     /// Checks the request's `Authorization` header.
-    pub fn check_request(&self, request: &Request) -> Result<Option<usize>, ProxyError> {
+    pub fn check_request(&self, request: &Request) -> Result<Authorized, ProxyError> {
         let header = request
             .headers()
             .get(AUTHORIZATION)
@@ -62,9 +69,12 @@ impl ApiKeys {
     }
 }
 
-/// Proof that the request presented one of `API_KEYS` (or that none are configured), and the
-/// account its key is bound to (`key@account`).
+/// Proof that the request presented one of `API_KEYS` (or that none are configured): which
+/// key, and the account it is bound to (`key@account`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Authorized {
+    /// Its index in `API_KEYS`; `None` when the server has no keys.
+    pub key: Option<usize>,
     pub account: Option<usize>,
 }
 
@@ -103,8 +113,7 @@ impl<'a> ApiExtractor<'a> for Authorized {
         let keys = request
             .data::<ApiKeys>()
             .expect("routes attach ApiKeys to every request");
-        let account = keys.check_request(request).map_err(ApiError)?;
-        Ok(Authorized { account })
+        Ok(keys.check_request(request).map_err(ApiError)?)
     }
 }
 
@@ -125,15 +134,21 @@ mod tests {
 
     #[test]
     fn empty_key_list_lets_everything_through() {
-        assert_eq!(keys(&[]).check(None), Ok(None));
+        let open = Authorized {
+            key: None,
+            account: None,
+        };
+        assert_eq!(keys(&[]).check(None), Ok(open));
     }
 
     #[test]
     fn a_bound_key_names_its_account() {
         let mut keys = keys(&["pool", "bob"]);
         Arc::make_mut(&mut keys.0)[1].account = Some(1);
-        assert_eq!(keys.check(Some("Bearer bob")), Ok(Some(1)));
-        assert_eq!(keys.check(Some("Bearer pool")), Ok(None));
+        let bob = keys.check(Some("Bearer bob")).unwrap();
+        assert_eq!((bob.key, bob.account), (Some(1), Some(1)));
+        let pool = keys.check(Some("Bearer pool")).unwrap();
+        assert_eq!((pool.key, pool.account), (Some(0), None));
         assert_eq!(
             keys.check(Some("Bearer bo")),
             Err(ProxyError::InvalidApiKey)

@@ -80,7 +80,7 @@ pub fn normalize(err: poem::Error, path: &str) -> Response {
     let status = err.status();
     let message = match status {
         StatusCode::NOT_FOUND => {
-            "Unknown path. This server serves POST /v1/chat/completions, POST /v1/responses, GET and DELETE /v1/responses/{id}, POST /v1/completions, GET /v1/models, GET /v1/models/{id}, GET /health, GET /metrics and the docs at /docs.".to_owned()
+            "Unknown path. This server serves POST /v1/chat/completions, POST /v1/responses, GET and DELETE /v1/responses/{id}, POST /v1/completions, GET /v1/models, GET /v1/models/{id}, GET /health, GET /metrics, MCP at /mcp and the docs at /docs.".to_owned()
         }
         StatusCode::PAYLOAD_TOO_LARGE => {
             "The request body is too large (MAX_BODY_BYTES). Send a smaller request.".to_owned()

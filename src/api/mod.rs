@@ -8,6 +8,7 @@ pub mod conversation;
 pub mod error;
 pub mod explain;
 pub mod health;
+pub mod mcp;
 pub mod models;
 pub mod request;
 pub mod request_id;
@@ -51,6 +52,9 @@ pub struct AppState {
     /// Cancelled when the server stops for good: every running request then ends with an
     /// error its client can read.
     pub stop_runs: CancellationToken,
+    /// Cancelled when the server starts to stop: streams that never end on their own (MCP
+    /// sessions) close then, rather than hold the shutdown for its whole grace.
+    pub draining: CancellationToken,
     /// Unix seconds; reported as the models' `created`.
     pub started_at: i64,
     /// codex's login as found at start-up, for `/health`.
@@ -66,9 +70,11 @@ impl AppState {
         connections: Arc<ConnectionRegistry>,
         metrics: Arc<Metrics>,
         stop_runs: CancellationToken,
+        draining: CancellationToken,
         login: crate::codex::app_server::SharedLogin,
     ) -> Self {
         AppState {
+            draining,
             login,
             login_rechecked: std::sync::Mutex::new(std::time::Instant::now()),
             stop_runs,
@@ -148,6 +154,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
     };
     let metrics = state.metrics.clone();
     let cors = cors(&state.config.cors_origins);
+    let mcp = mcp::McpEndpoint::new(state.clone());
     let api = service(state);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
@@ -156,6 +163,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .nest("/docs", docs)
         .nest("/redoc", redoc)
         .at("/openapi.json", spec)
+        .at(mcp::PATH, mcp)
         .nest("/", api)
         .data(keys.clone())
         .around(move |ep, req| {
@@ -207,7 +215,12 @@ fn cors(origins: &[String]) -> Option<poem::middleware::Cors> {
 }
 
 /// The routes whose requests carry a body.
-const BODY_ROUTES: &[&str] = &["/v1/chat/completions", "/v1/completions", "/v1/responses"];
+const BODY_ROUTES: &[&str] = &[
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/responses",
+    mcp::PATH,
+];
 
 /// How much body a request may send, and how fast.
 #[derive(Debug, Clone, Copy)]
@@ -226,10 +239,23 @@ async fn handle<E: Endpoint>(
     limits: BodyLimits,
     metrics: &crate::metrics::Metrics,
 ) -> Response {
+    let mut req = req;
     let path = req.uri().path().to_owned();
     if path.starts_with("/v1/") {
         if let Err(err) = keys.check_request(&req) {
             return error::error_response(&err);
+        }
+    }
+    if path == mcp::PATH {
+        // Before any MCP message is read; the tools learn the key, its account and the client
+        // from the request.
+        match keys.check_request(&req) {
+            Ok(authorized) => {
+                let remote = req.remote_addr().clone();
+                req.extensions_mut().insert(authorized);
+                req.extensions_mut().insert(remote);
+            }
+            Err(err) => return mcp::refused(&err),
         }
     }
     // Only the routes that take a body have theirs read: anything else could make the server

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use futures_util::stream::BoxStream;
 
 use crate::{conversation::Conversation, error::ProxyError, tools::ToolSet};
-pub use app_server::AppServerBackend;
+pub use app_server::{AppServerBackend, MAX_KEPT_THREADS};
 pub use events::{CodexUsage, ItemDetails, ThreadEvent, ThreadItem};
 pub use exec::ExecBackend;
 pub use launch::{VersionProbe, PASSED_ENV};
@@ -30,6 +30,23 @@ pub struct Turn {
     pub effort: Option<String>,
     /// A JSON Schema the answer must follow, passed with `--output-schema`.
     pub output_schema: Option<serde_json::Value>,
+    /// Whether the turn's thread outlives it.
+    pub thread: ThreadUse,
+}
+
+/// What becomes of a turn's thread. The APIs send the whole conversation each time, so their
+/// turns each get a thread of their own; the MCP tools keep one for the next call
+/// ([`Backend::keeps_threads`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ThreadUse {
+    /// A new thread, let go when the turn ends.
+    #[default]
+    Once,
+    /// A new thread, kept under this key once the turn ends.
+    Keep(String),
+    /// The next turn of the thread kept under this key; the turn's conversation is only the
+    /// new message.
+    Continue(String),
 }
 
 impl Turn {
@@ -59,6 +76,7 @@ impl Turn {
                 ResponseFormat::JsonSchema(schema) => Some(schema.clone()),
                 _ => None,
             },
+            thread: ThreadUse::Once,
         }
     }
 }
@@ -217,4 +235,18 @@ pub trait Backend: Send + Sync + 'static {
     fn models(&self) -> Vec<CodexModel> {
         Vec::new()
     }
+
+    /// Whether a turn's thread can outlive it ([`ThreadUse::Keep`]): app-server's threads stay
+    /// loaded in its process; each `codex exec` ends with its thread.
+    fn keeps_threads(&self) -> bool {
+        false
+    }
+
+    /// Whether this backend keeps the thread under `key`.
+    fn holds_thread(&self, _key: &str) -> bool {
+        false
+    }
+
+    /// Lets the thread kept under `key` go (after its running turn, if one runs).
+    fn forget_thread(&self, _key: &str) {}
 }

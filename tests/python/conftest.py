@@ -14,8 +14,9 @@ import pytest
 API_KEY = "sdk-test-key"
 
 
-def serve(backend):
-    """The proxy on fake-codex through `backend`, until the generator is closed."""
+def serve(backend, **extra):
+    """The proxy on fake-codex through `backend` (with `extra` settings), until the generator is
+    closed."""
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOST": "127.0.0.1",
@@ -24,6 +25,7 @@ def serve(backend):
         "CODEX_PATH": os.environ["FAKE_CODEX"],
         "CODEX_BACKEND": backend,
         "LOG_LEVEL": "info",
+        **extra,
     }
     proc = subprocess.Popen(
         [os.environ["PROXY_BIN"]],

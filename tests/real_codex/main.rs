@@ -7,6 +7,7 @@ mod doctor;
 #[path = "../common/doctor_output.rs"]
 mod doctor_output;
 mod fidelity;
+mod mcp;
 mod mock_model;
 mod native_tools;
 mod sdk_round_trip;

@@ -7,6 +7,7 @@
 
 mod connection;
 mod items;
+mod kept;
 pub mod protocol;
 mod turn;
 
@@ -23,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use self::{
     connection::{CallError, Connection, OnLimits},
     items::thread_input,
+    kept::{Claim, KeptThreads},
     protocol::{
         AccountRateLimitsRead, AccountRead, AccountReadParams, Capabilities, ClientInfo,
         Initialize, InitializeParams, ModelList, ModelListParams, ThreadInjectItems,
@@ -34,7 +36,7 @@ use self::{
 use super::{
     exec::{chat_overrides, effective_sandbox, Attachments, WorkDir},
     launch::{codex_env, resolve_program, VersionProbe},
-    Backend, CodexModel, CodexStatus, RunStream, Turn, TurnInput,
+    Backend, CodexModel, CodexStatus, RunStream, ThreadUse, Turn, TurnInput,
 };
 use crate::conversation::Part;
 use crate::{
@@ -43,6 +45,8 @@ use crate::{
     error::{FailureKind, ProxyError},
     metrics::AppServerMetrics,
 };
+
+pub use kept::MAX_KEPT as MAX_KEPT_THREADS;
 
 /// Notifications the reader routes to a run; all others are skipped unparsed.
 pub const ROUTED_METHODS: &[&str] = protocol::TurnNotification::METHODS;
@@ -124,6 +128,8 @@ pub struct AppServerBackend {
     models: SharedModels,
     version: VersionProbe,
     state: watch::Receiver<State>,
+    /// Threads kept past their turn ([`ThreadUse::Keep`]).
+    kept: Arc<KeptThreads>,
     /// Dropping the backend stops the supervisor, which kills the process.
     _stop: watch::Sender<()>,
 }
@@ -160,6 +166,7 @@ impl AppServerBackend {
             version: VersionProbe::new(&settings.codex_path, settings.codex_home.as_deref()),
             settings,
             state,
+            kept: Arc::default(),
             _stop: stop,
         }
     }
@@ -192,26 +199,42 @@ impl AppServerBackend {
     }
 
     async fn start(&self, turn: Turn) -> Result<RunStream, ProxyError> {
-        let connection = self.connection().await?;
+        let settings = self.settings.clone();
         // From `thread/start` on, the set-up runs in a task of its own, to the end: a request
         // dropped half-way would otherwise leave a thread loaded that nothing unsubscribes.
-        // Dropped after it, its stream (the lease) ends the thread.
-        tokio::spawn(start_turn(connection, self.settings.clone(), turn))
-            .await
-            .unwrap_or_else(|err| {
-                Err(ProxyError::codex_failed(format!(
-                    "the turn's set-up failed: {err}"
-                )))
-            })
+        // Dropped after it, its stream (the lease) ends the thread, or keeps it.
+        let setup = match turn.thread.clone() {
+            ThreadUse::Once => {
+                tokio::spawn(start_turn(self.connection().await?, settings, turn, None))
+            }
+            ThreadUse::Keep(key) => {
+                let connection = self.connection().await?;
+                self.kept.reserve(&key)?;
+                let claim = Claim::reserved(self.kept.clone(), key);
+                tokio::spawn(start_turn(connection, settings, turn, Some(claim)))
+            }
+            ThreadUse::Continue(key) => {
+                let kept = self.kept.take(&key)?;
+                let claim = Claim::taken(self.kept.clone(), key, kept);
+                tokio::spawn(continue_turn(turn, claim))
+            }
+        };
+        setup.await.unwrap_or_else(|err| {
+            Err(ProxyError::codex_failed(format!(
+                "the turn's set-up failed: {err}"
+            )))
+        })
     }
 }
 
 /// Starts `turn` on a new thread of `connection`: the conversation's earlier turns injected as
 /// items, the client's tools offered as dynamic tools, the last user message as the input.
+/// With a `claim`, the thread is kept once the turn ends.
 async fn start_turn(
     connection: Arc<Connection>,
     settings: Settings,
     turn: Turn,
+    claim: Option<Claim>,
 ) -> Result<RunStream, ProxyError> {
     let thread_input = match turn.input {
         TurnInput::Items {
@@ -285,7 +308,8 @@ async fn start_turn(
         turn_id: None,
         finished: false,
         _files: files,
-        _workdir: workdir,
+        workdir: Some(workdir),
+        keep: claim.map(Claim::into_keeping),
     };
     if !thread_input.history.is_empty() {
         timed(
@@ -297,19 +321,7 @@ async fn start_turn(
         .await?;
     }
     let mut image_paths = lease._files.image_paths();
-    let input = thread_input
-        .input
-        .into_iter()
-        .filter_map(|part| match part {
-            Part::Text(text) => Some(UserInput::Text {
-                text,
-                text_elements: Vec::new(),
-            }),
-            Part::Image(_) => image_paths.next().map(|path| UserInput::LocalImage {
-                path: path.display().to_string(),
-            }),
-        })
-        .collect();
+    let input = user_input(thread_input.input, &mut image_paths);
     drop(image_paths);
     let started = timed(connection.request::<TurnStart>(&TurnStartParams {
         thread_id: thread.thread.id,
@@ -328,6 +340,88 @@ async fn start_turn(
     Ok(turn::events(lease, rx, offered))
 }
 
+/// Starts `turn` on the kept thread `claim` holds: its conversation is only the new message
+/// (the thread has the rest), which becomes the turn's input.
+async fn continue_turn(turn: Turn, mut claim: Claim) -> Result<RunStream, ProxyError> {
+    let conversation = match turn.input {
+        TurnInput::Items { conversation, .. } => conversation,
+        input => {
+            let (text, _) = input.into_prompt();
+            crate::conversation::Conversation {
+                items: vec![crate::conversation::Item::User {
+                    parts: vec![Part::Text(text)],
+                }],
+            }
+        }
+    };
+    let input = thread_input(conversation, None, Vec::new()).input;
+    let images: Vec<_> = input
+        .iter()
+        .filter_map(|part| match part {
+            Part::Image(image) => Some(image.clone()),
+            Part::Text(_) => None,
+        })
+        .collect();
+    // Before the thread leaves the claim: a failure here hands it back untouched.
+    let files = Attachments::write(&images, None)?;
+    let kept = claim.take_kept().expect("a continued thread was taken");
+    let connection = kept.connection.clone();
+    let (tx, rx) = mpsc::unbounded_channel();
+    connection.route(&kept.thread_id, tx);
+    // From here the lease hands the thread back, whatever happens.
+    let mut lease = ThreadLease {
+        connection: connection.clone(),
+        thread_id: kept.thread_id.clone(),
+        turn_id: None,
+        // Nothing to interrupt until the turn has started.
+        finished: false,
+        _files: files,
+        workdir: Some(kept.workdir),
+        keep: Some(claim.into_keeping()),
+    };
+    let mut image_paths = lease._files.image_paths();
+    let input = user_input(input, &mut image_paths);
+    drop(image_paths);
+    connection.served_a_turn();
+    let started = timed(connection.request::<TurnStart>(&TurnStartParams {
+        thread_id: lease.thread_id.clone(),
+        input,
+        effort: turn.effort,
+        output_schema: turn.output_schema,
+    }))
+    .await?;
+    tracing::debug!(thread = %lease.thread_id, turn = %started.turn.id, "codex turn started on a kept thread");
+    lease.turn_id = Some(started.turn.id);
+    Ok(turn::events(
+        lease,
+        rx,
+        Offered {
+            tools: None,
+            known_calls: Default::default(),
+            aliases: Default::default(),
+        },
+    ))
+}
+
+/// A turn's input parts as `turn/start` takes them: images by the path they were written to.
+fn user_input<'a>(
+    parts: Vec<Part>,
+    image_paths: &mut impl Iterator<Item = &'a std::path::Path>,
+) -> Vec<UserInput> {
+    parts
+        .into_iter()
+        .filter_map(|part| match part {
+            Part::Text(text) => Some(UserInput::Text {
+                text,
+                text_elements: Vec::new(),
+            }),
+            Part::Image(_) => image_paths.next().map(|path| UserInput::LocalImage {
+                path: path.display().to_string(),
+            }),
+        })
+        .collect()
+}
+
 impl Backend for AppServerBackend {
     fn run(&self, turn: Turn) -> BoxFuture<'_, Result<RunStream, ProxyError>> {
         self.start(turn).boxed()
@@ -335,6 +429,18 @@ impl Backend for AppServerBackend {
 
     fn takes_items(&self) -> bool {
         self.settings.input == AppServerInput::Items
+    }
+
+    fn keeps_threads(&self) -> bool {
+        true
+    }
+
+    fn holds_thread(&self, key: &str) -> bool {
+        self.kept.holds(key)
+    }
+
+    fn forget_thread(&self, key: &str) {
+        self.kept.forget(key);
     }
 
     fn models(&self) -> Vec<CodexModel> {

@@ -445,7 +445,10 @@ pub struct ThreadLease {
     pub turn_id: Option<String>,
     pub finished: bool,
     pub _files: Attachments,
-    pub _workdir: WorkDir,
+    /// Always `Some` until a kept thread takes it back.
+    pub workdir: Option<WorkDir>,
+    /// Set for a thread kept past its turn: it goes back to be kept rather than let go.
+    pub keep: Option<super::kept::Keeping>,
 }
 
 impl ThreadLease {
@@ -459,6 +462,9 @@ impl Drop for ThreadLease {
     fn drop(&mut self) {
         if self.connection.has_exited() {
             self.connection.unroute(&self.thread_id);
+            if let Some(keeping) = self.keep.take() {
+                keeping.threads.release(&keeping.key);
+            }
             return;
         }
         if let (false, Some(turn_id)) = (self.finished, &self.turn_id) {
@@ -468,6 +474,19 @@ impl Drop for ThreadLease {
                     thread_id: self.thread_id.clone(),
                     turn_id: turn_id.clone(),
                 });
+        }
+        if let Some(keeping) = self.keep.take() {
+            // No client tools run on a kept thread, so nothing waits for its route.
+            self.connection.unroute(&self.thread_id);
+            keeping.threads.put_back(
+                &keeping.key,
+                super::kept::Kept {
+                    connection: self.connection.clone(),
+                    thread_id: self.thread_id.clone(),
+                    workdir: self.workdir.take().expect("the lease holds its workdir"),
+                },
+            );
+            return;
         }
         // The interrupt also cancels the `item/tool/call` requests still waiting for the client's
         // results (codex answers the model "cancelled" and forgets them): they get no answer, as
