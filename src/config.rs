@@ -28,8 +28,9 @@ pub enum ToolsMode {
     Agent,
 }
 
-/// codex's `-s/--sandbox` modes. Anything else is refused at start-up, not passed to codex.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// codex's `-s/--sandbox` modes, from the strictest to the most open (so `min` is the stricter
+/// of two). Anything else is refused at start-up, not passed to codex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Sandbox {
     ReadOnly,

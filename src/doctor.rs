@@ -212,6 +212,8 @@ async fn check_turn(config: &Config, login_fix: &str) -> Outcome {
         effort: None,
         output_schema: None,
         thread: Default::default(),
+        workdir: None,
+        sandbox: None,
     };
     let started = Instant::now();
     let fail = |what: String| {
@@ -256,7 +258,7 @@ async fn check_turn(config: &Config, login_fix: &str) -> Outcome {
                         total.as_millis()
                     ));
                 }
-                Delta::Reasoning(_) | Delta::ToolCall(_) => {}
+                Delta::Reasoning(_) | Delta::ToolCall(_) | Delta::Ran { .. } => {}
             }
         }
     }

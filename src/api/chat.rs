@@ -253,6 +253,7 @@ impl Plan {
             options: Options {
                 tools,
                 native_tools: state.backend().takes_items(),
+                report_commands: false,
                 reasoning_output: state.config.reasoning_output,
                 stop: stop_sequences(request.stop.as_ref())?,
                 json: format.wants_json(),
@@ -279,6 +280,7 @@ async fn fold(
     while let Some(delta) = deltas.next().await {
         match delta {
             Delta::Content(text) => content.push_str(&text),
+            Delta::Ran { .. } => {}
             Delta::ToolCall(call) => tool_calls.push(ToolCallOut {
                 id: call.id,
                 kind: "function".into(),

@@ -250,7 +250,7 @@ fn render(
             vec![sse::event(&last)]
         }
         Delta::Failed(err) => vec![sse::failure(&err)],
-        Delta::Reasoning(_) | Delta::ToolCall(_) => Vec::new(),
+        Delta::Reasoning(_) | Delta::ToolCall(_) | Delta::Ran { .. } => Vec::new(),
     })
 }
 
@@ -270,7 +270,7 @@ async fn fold(
                 completion.usage = Some(Usage::from(usage));
                 return Ok(completion);
             }
-            Delta::Reasoning(_) | Delta::ToolCall(_) => {}
+            Delta::Reasoning(_) | Delta::ToolCall(_) | Delta::Ran { .. } => {}
         }
     }
     Err(ProxyError::codex_failed(

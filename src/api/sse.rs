@@ -68,6 +68,7 @@ pub fn render(
         keepalive,
         true,
         move |delta| match delta {
+            Delta::Ran { .. } => Vec::new(),
             Delta::Reasoning(text) => vec![event(&header.chunk(
                 ChunkDelta {
                     reasoning_content: Some(text),

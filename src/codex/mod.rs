@@ -32,6 +32,11 @@ pub struct Turn {
     pub output_schema: Option<serde_json::Value>,
     /// Whether the turn's thread outlives it.
     pub thread: ThreadUse,
+    /// Where codex works for this turn (a directory inside `CODEX_WORKDIR`); `None` keeps the
+    /// server's choice.
+    pub workdir: Option<std::path::PathBuf>,
+    /// A sandbox for this turn; never more open than the server's own (the stricter wins).
+    pub sandbox: Option<crate::config::Sandbox>,
 }
 
 /// What becomes of a turn's thread. The APIs send the whole conversation each time, so their
@@ -77,6 +82,8 @@ impl Turn {
                 _ => None,
             },
             thread: ThreadUse::Once,
+            workdir: None,
+            sandbox: None,
         }
     }
 }

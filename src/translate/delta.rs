@@ -34,6 +34,12 @@ pub enum Delta {
     Reasoning(String),
     Content(String),
     ToolCall(ToolCall),
+    /// A command codex ran (agent mode), reported only when [`super::Options`] asks: what an
+    /// agent watching codex work is shown. No API answer carries it.
+    Ran {
+        command: String,
+        exit_code: Option<i64>,
+    },
     Finish {
         reason: FinishReason,
         usage: TokenUsage,

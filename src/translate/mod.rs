@@ -51,6 +51,9 @@ pub struct Options {
     pub stop: Vec<String>,
     /// `response_format` asked for JSON: code fences come off and the answer must parse.
     pub json: bool,
+    /// Report the commands codex runs as [`Delta::Ran`] (MCP's progress); the APIs' answers
+    /// have no place for them.
+    pub report_commands: bool,
 }
 
 /// One turn's translation: fed the turn's events in order, it yields the answer's deltas.
@@ -66,6 +69,7 @@ pub struct Translator {
     reasoning: Reasoning,
     tally: Tally,
     progress: Progress,
+    report_commands: bool,
 }
 
 impl Translator {
@@ -88,6 +92,7 @@ impl Translator {
             reasoning: Reasoning::new(options.reasoning_output),
             tally: Tally::new(prompt),
             progress: Progress::new(),
+            report_commands: options.report_commands,
         }
     }
 
@@ -136,7 +141,10 @@ impl Translator {
                 } => {
                     // The command can carry the user's words: debug only.
                     tracing::debug!(%command, ?exit_code, "codex ran a command");
-                    Vec::new()
+                    match self.report_commands {
+                        true => vec![Delta::Ran { command, exit_code }],
+                        false => Vec::new(),
+                    }
                 }
                 ItemDetails::Other => Vec::new(),
             },

@@ -24,6 +24,30 @@ def app_server():
 
 
 @pytest.fixture(scope="module")
+def forgetful_server():
+    """Threads expire a second after their last use."""
+    yield from serve("app-server", MCP_THREAD_IDLE_SECS="1")
+
+
+@pytest.fixture(scope="module")
+def agent_workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("workdir")
+    (root / "repo").mkdir()
+    return root
+
+
+@pytest.fixture(scope="module", params=["exec", "app-server"])
+def agent_server(request, agent_workdir):
+    """Agent mode: codex may run commands, in CODEX_WORKDIR, at most workspace-write."""
+    yield from serve(
+        request.param,
+        CODEX_TOOLS="agent",
+        CODEX_WORKDIR=str(agent_workdir),
+        CODEX_SANDBOX="workspace-write",
+    )
+
+
+@pytest.fixture(scope="module")
 def exec_server():
     yield from serve("exec")
 
@@ -68,6 +92,8 @@ def test_the_tools_are_listed_with_schemas_an_agent_can_follow(app_server):
                 "model",
                 "reasoning_effort",
                 "developer_instructions",
+                "cwd",
+                "sandbox",
             }
             assert reply.inputSchema["required"] == ["threadId", "prompt"]
             for tool in (codex, reply):
@@ -206,6 +232,68 @@ def test_a_cancelled_call_stops_codex_and_leaves_nothing_running(app_server):
             # And the server goes on answering.
             after = await s.call_tool("codex", {"prompt": "hello"})
             assert not after.isError
+
+    run(main)
+
+
+def test_an_expired_thread_is_let_go_in_codex_and_says_so(forgetful_server):
+    async def main():
+        async with session(forgetful_server) as s:
+            first = await s.call_tool("codex", {"prompt": "hello"})
+            thread = first.structuredContent["threadId"]
+            # fake-codex counts the threads its process has loaded: this one, and the count's own.
+            counted = await s.call_tool("codex", {"prompt": "[[threads]]"})
+            assert counted.content[0].text == "THREADS: 2"
+            await anyio.sleep(1.2)
+            expired = await s.call_tool("codex-reply", {"threadId": thread, "prompt": "more"})
+            assert expired.isError
+            assert "expired after MCP_THREAD_IDLE_SECS" in expired.content[0].text
+            # Both were let go in codex: only the new count's thread is loaded.
+            with anyio.fail_after(5):
+                while True:
+                    counted = await s.call_tool("codex", {"prompt": "[[threads]]"})
+                    if counted.content[0].text == "THREADS: 1":
+                        break
+                    await anyio.sleep(0.1)
+
+    run(main)
+
+
+def test_in_agent_mode_a_call_picks_its_directory_and_sees_the_commands_codex_runs(
+    agent_server, agent_workdir
+):
+    progress = []
+
+    async def on_progress(value, total, message):
+        progress.append(message)
+
+    async def main():
+        async with session(agent_server) as s:
+            where = await s.call_tool(
+                "codex", {"prompt": "[[env]]", "cwd": "repo", "sandbox": "read-only"}
+            )
+            assert not where.isError, where.content
+            cwd = where.content[0].text.splitlines()[0]
+            assert cwd == f"cwd={(agent_workdir / 'repo').resolve()}"
+            ran = await s.call_tool("codex", {"prompt": "[[shell]]"}, progress_callback=on_progress)
+            assert ran.content[0].text == "The command printed mock-shell-output."
+            outside = await s.call_tool("codex", {"prompt": "x", "cwd": "../.."})
+            assert outside.isError
+            assert "inside CODEX_WORKDIR" in outside.content[0].text
+            wider = await s.call_tool("codex", {"prompt": "x", "sandbox": "danger-full-access"})
+            assert wider.isError
+            assert "CODEX_SANDBOX (workspace-write)" in wider.content[0].text
+
+    run(main)
+    assert "ran `/bin/bash -lc 'echo mock-shell-output'` (exit 0)" in progress, progress
+
+
+def test_in_chat_mode_a_directory_or_sandbox_is_refused(app_server):
+    async def main():
+        async with session(app_server) as s:
+            refused = await s.call_tool("codex", {"prompt": "x", "cwd": "repo"})
+            assert refused.isError
+            assert "chat mode" in refused.content[0].text
 
     run(main)
 

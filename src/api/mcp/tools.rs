@@ -48,6 +48,16 @@ pub struct CodexParams {
     /// style, constraints).
     #[serde(default)]
     pub developer_instructions: Option<String>,
+    /// Agent mode only (the server's CODEX_TOOLS=agent): the directory codex works in, inside
+    /// the server's CODEX_WORKDIR (relative to it, or absolute). Leave it out for CODEX_WORKDIR
+    /// itself.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Agent mode only: the sandbox codex's commands run in, one of read-only,
+    /// workspace-write, danger-full-access; never more open than the server's CODEX_SANDBOX.
+    /// Leave it out for the server's.
+    #[serde(default)]
+    pub sandbox: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -137,6 +147,10 @@ impl CodexTools {
             Some(effort) => Some(effort),
             None => choice.effort,
         };
+        let place = match place(&self.state.config, params.cwd, params.sandbox) {
+            Ok(place) => place,
+            Err(message) => return Ok(refusal(message)),
+        };
         let mut turn = Turn::new(
             conversation,
             None,
@@ -144,6 +158,7 @@ impl CodexTools {
             choice.model,
             effort,
         );
+        (turn.workdir, turn.sandbox) = place;
         if let Some(id) = &id {
             turn.thread = ThreadUse::Keep(id.clone());
         }
@@ -194,6 +209,9 @@ impl CodexTools {
         }
         let caller = Caller::of(&ctx);
         let id = params.thread_id;
+        // Threads idle past the limit are gone even before the sweep lets them go.
+        let gone = self.threads().expire(Instant::now());
+        self.let_go(gone);
         let entry = match self
             .threads()
             .continue_as(&id, caller.auth.key, Instant::now())
@@ -302,6 +320,7 @@ impl CodexTools {
         let options = Options {
             reasoning_output: crate::translate::ReasoningOutput::ReasoningContent,
             native_tools: self.state.backend().takes_items(),
+            report_commands: true,
             ..Options::default()
         };
         let mut outcome = run::counted(&self.state, model);
@@ -347,6 +366,7 @@ impl CodexTools {
                     progress.answering().await;
                     answer.push_str(&text);
                 }
+                Some(Delta::Ran { command, exit_code }) => progress.ran(&command, exit_code).await,
                 Some(Delta::ToolCall(_)) => {}
                 Some(Delta::Finish { .. }) => return Ok(answer),
                 Some(Delta::Failed(err)) => return Err(err),
@@ -354,6 +374,63 @@ impl CodexTools {
             }
         }
     }
+}
+
+/// Where a `codex` call asks to work (`cwd`) and in which sandbox: only in agent mode, only
+/// inside `CODEX_WORKDIR`, never more open than `CODEX_SANDBOX`.
+fn place(
+    config: &crate::config::Config,
+    cwd: Option<String>,
+    sandbox: Option<String>,
+) -> Result<(Option<std::path::PathBuf>, Option<crate::config::Sandbox>), String> {
+    use crate::config::{Sandbox, ToolsMode};
+    if (cwd.is_some() || sandbox.is_some()) && config.codex_tools != ToolsMode::Agent {
+        return Err(
+            "`cwd` and `sandbox` are for agent mode, and this server runs codex in chat mode              (CODEX_TOOLS=chat: no commands, no files): leave them out."
+                .into(),
+        );
+    }
+    let sandbox = match sandbox {
+        None => None,
+        Some(name) => {
+            let asked: Sandbox = serde_json::from_value(serde_json::Value::String(name.clone()))
+                .map_err(|_| {
+                    format!(
+                        "`sandbox` is read-only, workspace-write or danger-full-access, not {name:?}."
+                    )
+                })?;
+            if asked > config.codex_sandbox {
+                return Err(format!(
+                    "`sandbox` may not be more open than this server's CODEX_SANDBOX ({}); ask for it or a stricter one.",
+                    config.codex_sandbox.as_arg()
+                ));
+            }
+            Some(asked)
+        }
+    };
+    let workdir = match cwd {
+        None => None,
+        Some(cwd) => {
+            let Some(root) = &config.codex_workdir else {
+                return Err(
+                    "`cwd` needs the server to set CODEX_WORKDIR, the directory codex may work in; leave it out.".into(),
+                );
+            };
+            let outside = || {
+                format!(
+                    "`cwd` must be a directory inside CODEX_WORKDIR ({}), and {cwd:?} is not.",
+                    root.display()
+                )
+            };
+            let root = root.canonicalize().map_err(|_| outside())?;
+            let dir = root.join(&cwd).canonicalize().map_err(|_| outside())?;
+            if !dir.starts_with(&root) || !dir.is_dir() {
+                return Err(outside());
+            }
+            Some(dir)
+        }
+    };
+    Ok((workdir, sandbox))
 }
 
 /// Lets threads the registry dropped go in codex, on the account that holds each.
@@ -428,6 +505,19 @@ impl<'a> Progress<'a> {
         }
     }
 
+    /// A command codex ran: said at once, after the reasoning that led to it.
+    async fn ran(&mut self, command: &str, exit_code: Option<i64>) {
+        if self.token.is_none() {
+            return;
+        }
+        if !self.pending.trim().is_empty() {
+            let message = std::mem::take(&mut self.pending);
+            self.send(message).await;
+        }
+        let status = exit_code.map_or_else(String::new, |code| format!(" (exit {code})"));
+        self.send(format!("ran `{command}`{status}")).await;
+    }
+
     async fn answering(&mut self) {
         if self.answering || self.token.is_none() {
             return;
@@ -454,5 +544,72 @@ impl<'a> Progress<'a> {
         if let Err(err) = self.ctx.peer.notify_progress(progress).await {
             tracing::debug!("an MCP progress notification was not sent: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Sandbox};
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        Config::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap()
+    }
+
+    #[test]
+    fn a_call_works_where_agent_mode_lets_it_and_never_more_openly() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("repo")).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let workdir = root.path().display().to_string();
+        let agent = config(&[
+            ("CODEX_TOOLS", "agent"),
+            ("CODEX_WORKDIR", &workdir),
+            ("CODEX_SANDBOX", "workspace-write"),
+        ]);
+        let repo = root.path().join("repo").canonicalize().unwrap();
+        let at = |cwd: &str, sandbox: Option<&str>| {
+            place(&agent, Some(cwd.to_owned()), sandbox.map(str::to_owned))
+        };
+        assert_eq!(
+            at("repo", Some("read-only")),
+            Ok((Some(repo.clone()), Some(Sandbox::ReadOnly)))
+        );
+        assert_eq!(
+            at(&repo.display().to_string(), None),
+            Ok((Some(repo), None))
+        );
+        assert_eq!(place(&agent, None, None), Ok((None, None)));
+        for (cwd, sandbox, says) in [
+            ("..", None, "inside CODEX_WORKDIR"),
+            ("repo/../..", None, "inside CODEX_WORKDIR"),
+            ("missing", None, "inside CODEX_WORKDIR"),
+            (
+                outside.path().to_str().unwrap(),
+                None,
+                "inside CODEX_WORKDIR",
+            ),
+            (
+                "repo",
+                Some("danger-full-access"),
+                "more open than this server's CODEX_SANDBOX (workspace-write)",
+            ),
+            (
+                "repo",
+                Some("yolo"),
+                "read-only, workspace-write or danger-full-access",
+            ),
+        ] {
+            let err = at(cwd, sandbox).unwrap_err();
+            assert!(err.contains(says), "{cwd} {sandbox:?}: {err}");
+        }
+        let chat = config(&[("CODEX_WORKDIR", &workdir)]);
+        assert!(place(&chat, Some("repo".into()), None)
+            .unwrap_err()
+            .contains("chat mode"));
+        let no_workdir = config(&[("CODEX_TOOLS", "agent")]);
+        assert!(place(&no_workdir, Some("repo".into()), None)
+            .unwrap_err()
+            .contains("needs the server to set CODEX_WORKDIR"));
     }
 }

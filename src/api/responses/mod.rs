@@ -307,6 +307,7 @@ impl ResponsesApi {
         let options = Options {
             tools,
             native_tools: state.backend().takes_items(),
+            report_commands: false,
             // Reasoning is an output item of its own here, never inside the text.
             reasoning_output: match state.config.reasoning_output {
                 ReasoningOutput::None => ReasoningOutput::None,

@@ -110,6 +110,7 @@ pub async fn fold(
             Delta::Reasoning(text) => reasoning.get_or_insert_with(String::new).push_str(&text),
             Delta::Content(text) => content.get_or_insert_with(String::new).push_str(&text),
             Delta::ToolCall(call) => calls.push(call),
+            Delta::Ran { .. } => {}
             Delta::Failed(err) => return Err(err),
             Delta::Finish { usage, .. } => {
                 let mut output = Vec::new();
@@ -209,6 +210,7 @@ impl Events {
     fn on_delta(&mut self, delta: Delta) -> Vec<Bytes> {
         let mut out = Vec::new();
         match delta {
+            Delta::Ran { .. } => {}
             Delta::Reasoning(text) => {
                 if !matches!(self.open, Some(Open::Reasoning { .. })) {
                     out.extend(self.close());

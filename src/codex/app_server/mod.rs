@@ -82,7 +82,8 @@ struct Settings {
     codex_home: Option<PathBuf>,
     /// `-c` overrides for the whole process: `CODEX_CONFIG`, then chat mode's switches.
     overrides: Vec<String>,
-    sandbox: &'static str,
+    /// The most open sandbox a turn gets: always read-only in chat mode.
+    sandbox: crate::config::Sandbox,
     workdir: Option<PathBuf>,
     /// `APP_SERVER_INPUT`: the conversation as items, or as the exec backend's prompt.
     input: AppServerInput,
@@ -103,7 +104,7 @@ impl Settings {
                         .map(|s| (*s).to_owned()),
                 )
                 .collect(),
-            sandbox: effective_sandbox(config.codex_tools, config.codex_sandbox).as_arg(),
+            sandbox: effective_sandbox(config.codex_tools, config.codex_sandbox),
             workdir: config.codex_workdir.clone(),
             input: config.app_server_input,
         }
@@ -274,13 +275,17 @@ async fn start_turn(
         .collect();
     let files = Attachments::write(&images, None)?;
     drop(images);
-    let workdir = WorkDir::new(settings.workdir.as_ref())?;
+    let workdir = WorkDir::new(turn.workdir.as_ref().or(settings.workdir.as_ref()))?;
     let offered_tools = !thread_input.tools.is_empty();
     let params = ThreadStartParams {
         model: turn.model.clone(),
         cwd: workdir.path().display().to_string(),
         approval_policy: "never".into(),
-        sandbox: settings.sandbox.into(),
+        sandbox: turn
+            .sandbox
+            .map_or(settings.sandbox, |asked| asked.min(settings.sandbox))
+            .as_arg()
+            .into(),
         ephemeral: true,
         developer_instructions: thread_input.developer_instructions,
         dynamic_tools: thread_input.tools,
