@@ -28,6 +28,7 @@ use super::{
 };
 use crate::{
     codex::Turn,
+    conversation::Part,
     error::ProxyError,
     metrics::RequestOutcome,
     prompt,
@@ -291,6 +292,20 @@ impl ResponsesApi {
         }
         let conversation = input::conversation(request.instructions.as_deref(), &input)?;
         let transcript: Arc<str> = Arc::from(prompt::transcript(&conversation, tools.as_deref()));
+        // As for chat completions: codex is not started on nothing (exec refuses an empty
+        // prompt, an app-server turn would answer one).
+        let images = conversation
+            .items
+            .iter()
+            .flat_map(|item| item.parts())
+            .any(|part| matches!(part, Part::Image(_)));
+        if transcript.trim().is_empty() && !images {
+            return Err(ProxyError::invalid(
+                "The input has no text for codex to answer: give the user message some content.",
+                "input",
+            )
+            .into());
+        }
         let turn = Turn::new(conversation, tools.clone(), &format, choice.model, effort);
         let options = Options {
             tools,
