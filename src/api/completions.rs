@@ -13,7 +13,7 @@ use super::{
     auth::Authorized,
     chat::{stop_sequences, unix_now},
     error::ApiError,
-    request::{Stop, StreamOptions},
+    request::{JsonString, Stop, StreamOptions},
     request_id::InSpan,
     response::Usage,
     run,
@@ -39,20 +39,28 @@ pub struct CompletionRequest {
     pub model: String,
     /// The text to continue: a string, or an array of one string.
     pub prompt: serde_json::Value,
+    #[oai(nullable)]
     pub stream: Option<bool>,
+    #[oai(nullable)]
     pub stream_options: Option<StreamOptions>,
     /// How many choices to generate; only 1 is supported.
+    #[oai(nullable)]
     pub n: Option<u32>,
     /// Up to 4 sequences; the text ends before the first of them.
+    #[oai(nullable)]
     pub stop: Option<Stop>,
     /// Accepted for compatibility; codex does not cap its answer length.
+    #[oai(nullable)]
     pub max_tokens: Option<u64>,
     /// Accepted for compatibility; codex does not expose sampling parameters.
+    #[oai(nullable)]
     pub temperature: Option<f64>,
     /// Accepted for compatibility; codex does not expose sampling parameters.
+    #[oai(nullable)]
     pub top_p: Option<f64>,
     /// An end-user id, logged with the request.
-    pub user: Option<String>,
+    #[oai(nullable)]
+    pub user: Option<JsonString>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -173,7 +181,7 @@ impl CompletionsApi {
             ..Options::default()
         };
         let stream = request.stream.unwrap_or(false);
-        tracing::info!(model = %request.model, stream, user = request.user.as_deref().unwrap_or(""), "text completion");
+        tracing::info!(model = %request.model, stream, user = request.user.as_ref().map_or("", JsonString::as_str), "text completion");
         let deltas = run::start(state, remote, turn, transcript, options, outcome).await?;
         let header = Header {
             id: crate::ids::random_id("cmpl-"),
