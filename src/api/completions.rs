@@ -6,7 +6,11 @@ use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 use poem::web::RemoteAddr;
-use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi, ResponseContent};
+use poem_openapi::{
+    payload::Json,
+    types::{Example, ParseFromJSON},
+    ApiResponse, Object, OpenApi, ResponseContent,
+};
 use tracing::Span;
 
 use super::{
@@ -34,6 +38,7 @@ pub struct CompletionsApi {
 }
 
 #[derive(Debug, Clone, Object)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct CompletionRequest {
     /// A model id from `GET /v1/models`.
     pub model: String,
@@ -61,6 +66,18 @@ pub struct CompletionRequest {
     /// An end-user id, logged with the request.
     #[oai(nullable)]
     pub user: Option<JsonString>,
+}
+
+/// The example `/docs` fills in: a request that works as it stands (the one generated from the
+/// schema sent `"model": "string"`, `"n": 0` and `"stop": {}`, and failed).
+impl Example for CompletionRequest {
+    fn example() -> Self {
+        let example = serde_json::json!({
+            "model": "codex-local",
+            "prompt": "Say hello in one short sentence.",
+        });
+        CompletionRequest::parse_from_json(Some(example)).expect("the example is a request")
+    }
 }
 
 #[derive(Debug, Clone, Object)]

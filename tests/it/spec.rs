@@ -29,13 +29,22 @@ async fn docs_pages_are_served() {
 }
 
 #[tokio::test]
-async fn the_docs_example_request_works_as_it_stands() {
+async fn the_docs_example_requests_work_as_they_stand() {
     let cli = client(&[]);
     let (_, spec) = json_of(cli.get("/openapi.json").send().await).await;
-    let example = spec["components"]["schemas"]["ChatCompletionRequest"]["example"].clone();
-    assert_eq!(example["model"], "codex-local", "{example}");
-    let (status, reply) = crate::support::post_chat(&cli, &example).await;
-    assert_eq!(status, 200, "what Swagger UI's Try it out sends: {reply}");
+    for (schema, path) in [
+        ("ChatCompletionRequest", "/v1/chat/completions"),
+        ("CreateResponse", "/v1/responses"),
+        ("CompletionRequest", "/v1/completions"),
+    ] {
+        let example = spec["components"]["schemas"][schema]["example"].clone();
+        assert_eq!(example["model"], "codex-local", "{schema}: {example}");
+        let (status, reply) = json_of(cli.post(path).body_json(&example).send().await).await;
+        assert_eq!(
+            status, 200,
+            "what Swagger UI's Try it out sends to {path}: {reply}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -12,7 +12,12 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use poem::web::RemoteAddr;
-use poem_openapi::{param::Path, payload::Json, ApiResponse, Object, OpenApi, ResponseContent};
+use poem_openapi::{
+    param::Path,
+    payload::Json,
+    types::{Example, ParseFromJSON},
+    ApiResponse, Object, OpenApi, ResponseContent,
+};
 use serde_json::{json, Value};
 use tracing::Span;
 
@@ -55,6 +60,7 @@ impl ResponsesApi {
 }
 
 #[derive(Debug, Clone, Object)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct CreateResponse {
     /// A model id from `GET /v1/models`.
     pub model: String,
@@ -103,6 +109,18 @@ pub struct CreateResponse {
     /// Accepted for compatibility; codex does not expose sampling parameters.
     #[oai(nullable)]
     pub top_p: Option<f64>,
+}
+
+/// The example `/docs` fills in: a request that works as it stands (the one generated from the
+/// schema sent `"model": "string"` and `"previous_response_id": "string"`, and failed).
+impl Example for CreateResponse {
+    fn example() -> Self {
+        let example = json!({
+            "model": "codex-local",
+            "input": "Say hello in one short sentence.",
+        });
+        CreateResponse::parse_from_json(Some(example)).expect("the example is a request")
+    }
 }
 
 #[derive(ResponseContent)]
