@@ -151,9 +151,10 @@ check-snapshots: ## Fail on snapshot files no test referenced in the last test-r
 	if [ -n "$$unreferenced$$pending" ]; then echo "unreferenced or pending snapshots:$$unreferenced $$pending"; exit 1; fi; \
 	echo "snapshots: $$(ls snapshots/*.snap | wc -l) files, all referenced"
 
-$(VENV)/.installed: tests/python/requirements.txt
+$(VENV)/.installed: tests/python/requirements.txt tests/python/requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r tests/python/requirements-nodeps.txt
 	touch $@
 
 test-python: $(VENV)/.installed ## OpenAI Python SDK conformance and schemathesis spec fuzzing, on fake-codex

@@ -13,7 +13,9 @@ use super::{
     auth::Authorized,
     conversation,
     error::ApiError,
-    request::{ChatCompletionRequest, ChatMessage, ContentPart, MessageContent, Role, Stop},
+    request::{
+        ChatCompletionRequest, ChatMessage, ContentPart, JsonString, MessageContent, Role, Stop,
+    },
     request_id::InSpan,
     response::{AssistantMessage, ChatCompletion, Choice, FunctionCallOut, ToolCallOut, Usage},
     run,
@@ -93,7 +95,7 @@ impl ChatApi {
     ) -> Result<ChatResponse, ApiError> {
         let state = &self.state;
         let plan = Plan::from_request(state, &request)?;
-        tracing::info!(model = %request.model, stream = plan.stream, messages = request.messages.len(), user = request.user.as_deref().unwrap_or(""), "chat completion");
+        tracing::info!(model = %request.model, stream = plan.stream, messages = request.messages.len(), user = request.user.as_ref().map_or("", JsonString::as_str), "chat completion");
         let deltas = run::start(
             state,
             remote,
@@ -130,8 +132,8 @@ impl ChatApi {
 pub(super) fn stop_sequences(stop: Option<&Stop>) -> Result<Vec<String>, ProxyError> {
     let sequences = match stop {
         None => Vec::new(),
-        Some(Stop::One(one)) => vec![one.clone()],
-        Some(Stop::Many(many)) => many.clone(),
+        Some(Stop::One(one)) => vec![one.0.clone()],
+        Some(Stop::Many(many)) => many.iter().map(|s| s.0.clone()).collect(),
     };
     if sequences.len() > 4 || sequences.iter().any(String::is_empty) {
         return Err(ProxyError::invalid(

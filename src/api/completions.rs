@@ -6,14 +6,18 @@ use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 use poem::web::RemoteAddr;
-use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi, ResponseContent};
+use poem_openapi::{
+    payload::Json,
+    types::{Example, ParseFromJSON},
+    ApiResponse, Object, OpenApi, ResponseContent,
+};
 use tracing::Span;
 
 use super::{
     auth::Authorized,
     chat::{stop_sequences, unix_now},
     error::ApiError,
-    request::{Stop, StreamOptions},
+    request::{JsonString, Stop, StreamOptions},
     request_id::InSpan,
     response::Usage,
     run,
@@ -34,25 +38,46 @@ pub struct CompletionsApi {
 }
 
 #[derive(Debug, Clone, Object)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct CompletionRequest {
     /// A model id from `GET /v1/models`.
     pub model: String,
     /// The text to continue: a string, or an array of one string.
     pub prompt: serde_json::Value,
+    #[oai(nullable)]
     pub stream: Option<bool>,
+    #[oai(nullable)]
     pub stream_options: Option<StreamOptions>,
     /// How many choices to generate; only 1 is supported.
+    #[oai(nullable)]
     pub n: Option<u32>,
     /// Up to 4 sequences; the text ends before the first of them.
+    #[oai(nullable)]
     pub stop: Option<Stop>,
     /// Accepted for compatibility; codex does not cap its answer length.
+    #[oai(nullable)]
     pub max_tokens: Option<u64>,
     /// Accepted for compatibility; codex does not expose sampling parameters.
+    #[oai(nullable)]
     pub temperature: Option<f64>,
     /// Accepted for compatibility; codex does not expose sampling parameters.
+    #[oai(nullable)]
     pub top_p: Option<f64>,
     /// An end-user id, logged with the request.
-    pub user: Option<String>,
+    #[oai(nullable)]
+    pub user: Option<JsonString>,
+}
+
+/// The example `/docs` fills in: a request that works as it stands (the one generated from the
+/// schema sent `"model": "string"`, `"n": 0` and `"stop": {}`, and failed).
+impl Example for CompletionRequest {
+    fn example() -> Self {
+        let example = serde_json::json!({
+            "model": "codex-local",
+            "prompt": "Say hello in one short sentence.",
+        });
+        CompletionRequest::parse_from_json(Some(example)).expect("the example is a request")
+    }
 }
 
 #[derive(Debug, Clone, Object)]
@@ -181,7 +206,7 @@ impl CompletionsApi {
             ..Options::default()
         };
         let stream = request.stream.unwrap_or(false);
-        tracing::info!(model = %request.model, stream, user = request.user.as_deref().unwrap_or(""), "text completion");
+        tracing::info!(model = %request.model, stream, user = request.user.as_ref().map_or("", JsonString::as_str), "text completion");
         let deltas = run::start(state, remote, caller, turn, transcript, options, outcome).await?;
         let header = Header {
             id: crate::ids::random_id("cmpl-"),

@@ -35,8 +35,12 @@ pub fn conversation(messages: &[ChatMessage]) -> Result<Conversation, ProxyError
                     calls: message.tool_calls.iter().flatten().map(call).collect(),
                 },
                 Role::Tool => Item::ToolResult {
-                    call_id: message.tool_call_id.clone().unwrap_or_default(),
-                    name: message.name.clone(),
+                    call_id: message
+                        .tool_call_id
+                        .clone()
+                        .map(String::from)
+                        .unwrap_or_default(),
+                    name: message.name.clone().map(String::from),
                     parts,
                 },
             })
@@ -47,9 +51,9 @@ pub fn conversation(messages: &[ChatMessage]) -> Result<Conversation, ProxyError
 
 fn call(call: &ToolCall) -> Call {
     Call {
-        id: call.id.clone(),
-        name: call.function.name.clone(),
-        arguments: call.function.arguments.clone(),
+        id: call.id.to_string(),
+        name: call.function.name.to_string(),
+        arguments: call.function.arguments.to_string(),
     }
 }
 
@@ -161,7 +165,7 @@ pub fn tools(
 
 fn tool_def(index: usize, tool: &Tool) -> Result<ToolDef, ProxyError> {
     let param = |field: &str| format!("tools[{index}].{field}");
-    if tool.kind != "function" {
+    if tool.kind.as_str() != "function" {
         return Err(ProxyError::InvalidRequest {
             message: format!(
                 "tools[{index}] has type {:?}; only \"function\" tools are supported.",
@@ -199,8 +203,8 @@ fn tool_def(index: usize, tool: &Tool) -> Result<ToolDef, ProxyError> {
         });
     }
     Ok(ToolDef {
-        name: name.clone(),
-        description: tool.function.description.clone(),
+        name: name.to_string(),
+        description: tool.function.description.clone().map(String::from),
         parameters: tool.function.parameters.clone(),
         strict: tool.function.strict.unwrap_or(false),
     })

@@ -11,14 +11,27 @@ use crate::error::ProxyError;
 const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool"];
 const PART_TYPES: &[&str] = &["text", "image_url"];
 
-/// A precise complaint about `body`, or `None` when nothing here recognises the problem.
-pub fn explain(body: &[u8]) -> Option<ProxyError> {
+/// What a body route's request is built around, to name it in a complaint: the field and a
+/// value of it that works.
+fn main_field(path: &str) -> (&'static str, &'static str) {
+    match path {
+        "/v1/completions" => ("prompt", "\"Hello\""),
+        "/v1/responses" => ("input", "\"Hello\""),
+        _ => ("messages", "[{\"role\": \"user\", \"content\": \"Hello\"}]"),
+    }
+}
+
+/// A precise complaint about `body`, sent to `path` (one of the routes that take a body), or
+/// `None` when nothing here recognises the problem. Only chat completions have `messages`; the
+/// other routes get the checks of the fields they share with it.
+pub fn explain(path: &str, body: &[u8]) -> Option<ProxyError> {
+    let (field, example) = main_field(path);
     let value: Value = match serde_json::from_slice(body) {
         Ok(value) => value,
         Err(err) if err.is_syntax() || err.is_eof() => {
             return Some(invalid(
                 format!(
-                    "The body is not valid JSON ({err}). Send a JSON object such as {{\"model\": \"codex-local\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}."
+                    "The body is not valid JSON ({err}). Send a JSON object such as {{\"model\": \"codex-local\", \"{field}\": {example}}}."
                 ),
                 None,
             ))
@@ -27,7 +40,7 @@ pub fn explain(body: &[u8]) -> Option<ProxyError> {
     };
     let Value::Object(request) = &value else {
         return Some(invalid(
-            "The body must be a JSON object with `model` and `messages`.",
+            format!("The body must be a JSON object with `model` and `{field}`."),
             None,
         ));
     };
@@ -49,6 +62,38 @@ pub fn explain(body: &[u8]) -> Option<ProxyError> {
             ))
         }
     }
+    if field == "messages" {
+        if let Some(err) = explain_messages(request) {
+            return Some(err);
+        }
+    }
+    let shared: &[(&str, &str)] = match field {
+        "messages" => &[
+            ("stream", "true or false"),
+            ("n", "the number 1"),
+            ("tools", "an array of tools"),
+        ],
+        "prompt" => &[("stream", "true or false"), ("n", "the number 1")],
+        _ => &[("stream", "true or false"), ("tools", "an array of tools")],
+    };
+    for &(name, expected) in shared {
+        let ok = match (name, request.get(name)) {
+            (_, None | Some(Value::Null)) => true,
+            ("stream", Some(v)) => v.is_boolean(),
+            ("n", Some(v)) => v.is_u64(),
+            (_, Some(v)) => v.is_array(),
+        };
+        if !ok {
+            return Some(invalid_at(
+                format!("`{name}` must be {expected}."),
+                name.to_owned(),
+            ));
+        }
+    }
+    None
+}
+
+fn explain_messages(request: &serde_json::Map<String, Value>) -> Option<ProxyError> {
     let messages = match request.get("messages") {
         Some(Value::Array(messages)) => messages,
         None | Some(Value::Null) => {
@@ -64,30 +109,10 @@ pub fn explain(body: &[u8]) -> Option<ProxyError> {
             ))
         }
     };
-    for (i, message) in messages.iter().enumerate() {
-        if let Some(err) = explain_message(i, message) {
-            return Some(err);
-        }
-    }
-    for (field, expected) in [
-        ("stream", "true or false"),
-        ("n", "the number 1"),
-        ("tools", "an array of tools"),
-    ] {
-        let ok = match (field, request.get(field)) {
-            (_, None | Some(Value::Null)) => true,
-            ("stream", Some(v)) => v.is_boolean(),
-            ("n", Some(v)) => v.is_u64(),
-            (_, Some(v)) => v.is_array(),
-        };
-        if !ok {
-            return Some(invalid_at(
-                format!("`{field}` must be {expected}."),
-                field.to_owned(),
-            ));
-        }
-    }
-    None
+    messages
+        .iter()
+        .enumerate()
+        .find_map(|(i, message)| explain_message(i, message))
 }
 
 fn explain_message(i: usize, message: &Value) -> Option<ProxyError> {
@@ -175,8 +200,10 @@ fn invalid_at(message: String, param: String) -> ProxyError {
 mod tests {
     use super::*;
 
+    const CHAT: &str = "/v1/chat/completions";
+
     fn param_of(body: &str) -> Option<String> {
-        explain(body.as_bytes()).and_then(|err| err.param().map(str::to_owned))
+        explain(CHAT, body.as_bytes()).and_then(|err| err.param().map(str::to_owned))
     }
 
     #[test]
@@ -209,14 +236,74 @@ mod tests {
 
     #[test]
     fn bad_json_says_so_and_a_valid_body_is_left_alone() {
-        let err = explain(b"{\"model\": ").unwrap();
+        let err = explain(CHAT, b"{\"model\": ").unwrap();
         assert!(
             err.message().starts_with("The body is not valid JSON"),
             "{err}"
         );
-        assert!(
-            explain(br#"{"model": "m", "messages": [{"role": "user", "content": "hi"}]}"#)
-                .is_none()
+        assert!(explain(
+            CHAT,
+            br#"{"model": "m", "messages": [{"role": "user", "content": "hi"}]}"#
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn the_other_routes_are_not_asked_for_messages() {
+        let explained = |path, body: &str| {
+            explain(path, body.as_bytes())
+                .map(|err| (err.param().map(str::to_owned), err.message().to_owned()))
+        };
+        // A field of their own that does not parse is left to the generic complaint.
+        assert_eq!(
+            explained(
+                "/v1/completions",
+                r#"{"model": "m", "prompt": "hi", "stop": {}}"#
+            ),
+            None
+        );
+        assert_eq!(
+            explained(
+                "/v1/responses",
+                r#"{"model": "m", "input": "hi", "store": 1}"#
+            ),
+            None
+        );
+        // The fields they share with chat completions are named.
+        let (param, _) = explained(
+            "/v1/completions",
+            r#"{"model": "m", "prompt": "hi", "stream": "yes"}"#,
+        )
+        .unwrap();
+        assert_eq!(param.as_deref(), Some("stream"));
+        let (param, _) = explained(
+            "/v1/responses",
+            r#"{"model": "m", "input": "hi", "tools": "x"}"#,
+        )
+        .unwrap();
+        assert_eq!(param.as_deref(), Some("tools"));
+        // Only where the route has them: completions take no tools, responses no `n`.
+        assert_eq!(
+            explained(
+                "/v1/completions",
+                r#"{"model": "m", "prompt": "hi", "tools": "x", "stop": {}}"#
+            ),
+            None
+        );
+        assert_eq!(
+            explained(
+                "/v1/responses",
+                r#"{"model": "m", "input": "hi", "n": "x", "store": 1}"#
+            ),
+            None
+        );
+        // And the examples name their own field.
+        let (_, message) = explained("/v1/responses", "{").unwrap();
+        assert!(message.contains(r#""input": "Hello""#), "{message}");
+        let (_, message) = explained("/v1/completions", "[]").unwrap();
+        assert_eq!(
+            message,
+            "The body must be a JSON object with `model` and `prompt`."
         );
     }
 }

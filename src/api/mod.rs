@@ -273,7 +273,7 @@ async fn handle<E: Endpoint>(
     match ep.call(req).await {
         Ok(response) => response.into_response(),
         Err(err) if err.status() == StatusCode::BAD_REQUEST && !err.is::<error::ApiError>() => {
-            match explain::explain(&body) {
+            match explain::explain(&path, &body) {
                 Some(precise) => error::error_response(&precise),
                 None => error::normalize(err, &path),
             }

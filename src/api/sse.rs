@@ -184,10 +184,31 @@ pub type ChunkStream = EventStream<ChatCompletionChunk>;
 impl<T: Type + Send> Payload for EventStream<T> {
     const CONTENT_TYPE: &'static str = "text/event-stream";
 
+    /// One event of the stream, as OpenAPI describes a `text/event-stream` body (and spec
+    /// checkers such as schemathesis read it): its fields, `data` holding one JSON `T`, named by
+    /// the title. The stream is not an array; describing it as one made every event a mismatch.
     fn schema_ref() -> MetaSchemaRef {
+        let string = |description| {
+            MetaSchemaRef::Inline(Box::new(MetaSchema {
+                description: Some(description),
+                ..MetaSchema::new("string")
+            }))
+        };
         MetaSchemaRef::Inline(Box::new(MetaSchema {
-            items: Some(Box::new(T::schema_ref())),
-            ..MetaSchema::new_with_format("array", "event-stream")
+            title: Some(format!("{} event", T::name())),
+            description: Some("One server-sent event."),
+            required: vec!["data"],
+            properties: vec![
+                (
+                    "event",
+                    string("The event's type, on Responses API events (`response.created`, ...)."),
+                ),
+                (
+                    "data",
+                    string("One JSON value of the type the title names; `[DONE]` ends a chat or text completion stream."),
+                ),
+            ],
+            ..MetaSchema::new("object")
         }))
     }
 

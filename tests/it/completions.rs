@@ -83,6 +83,25 @@ async fn what_cannot_be_answered_is_an_openai_error() {
             "{reply}"
         );
     }
+    // A body that does not parse is not explained as a chat request: there are no `messages`.
+    let (status, text) = post(
+        &cli,
+        &json!({"model": "codex-local", "prompt": "hi", "stream": "yes"}),
+    )
+    .await;
+    let reply: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (status, reply["error"]["param"].as_str()),
+        (400, Some("stream")),
+        "{reply}"
+    );
+    let (status, text) = post(
+        &cli,
+        &json!({"model": "codex-local", "prompt": "hi", "stop": {}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(!text.contains("messages"), "{text}");
     let (status, text) = post(&cli, &json!({"model": "gpt-4o", "prompt": "hi"})).await;
     let reply: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(status, 404);

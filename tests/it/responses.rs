@@ -172,6 +172,48 @@ async fn what_cannot_be_answered_is_an_openai_error() {
             "{reply}"
         );
     }
+    // A body that does not parse is not explained as a chat request: there are no `messages`.
+    for (body, param) in [
+        (
+            json!({"model": "codex-local", "input": "hi", "tools": "x"}),
+            Some("tools"),
+        ),
+        (
+            json!({"model": "codex-local", "input": "hi", "stream": "yes"}),
+            Some("stream"),
+        ),
+        (
+            json!({"model": "codex-local", "input": "hi", "store": 1}),
+            None,
+        ),
+    ] {
+        let (status, text) = post(&cli, &body).await;
+        let reply: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (status, reply["error"]["param"].as_str()),
+            (400, param),
+            "{reply}"
+        );
+        assert!(!text.contains("messages"), "{text}");
+    }
+    // Nothing to answer is refused before codex starts, on either backend (exec would refuse the
+    // empty prompt, an app-server turn would answer it).
+    for backend in crate::support::BACKENDS {
+        let cli = client_on(backend, &[]);
+        for input in [
+            json!(""),
+            json!("  "),
+            json!([{"role": "user", "content": ""}]),
+        ] {
+            let (status, text) = post(&cli, &json!({"model": "codex-local", "input": input})).await;
+            let reply: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                (status, reply["error"]["param"].as_str()),
+                (400, Some("input")),
+                "{backend}: {reply}"
+            );
+        }
+    }
     let (status, text) = post(&cli, &json!({"model": "gpt-4o", "input": "hi"})).await;
     assert_eq!(status, 404, "{text}");
     // A JSON answer asked for with `text.format`, as the chat API's `response_format`.

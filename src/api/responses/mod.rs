@@ -15,6 +15,7 @@ use poem::web::RemoteAddr;
 use poem_openapi::{
     param::{Header, Path},
     payload::Json,
+    types::{Example, ParseFromJSON},
     ApiResponse, Object, OpenApi, ResponseContent,
 };
 use serde_json::{json, Value};
@@ -25,6 +26,7 @@ use super::{
     chat::{requested_effort, unix_now},
     conversation,
     error::ApiError,
+    request::JsonString,
     request_id::InSpan,
     run,
     sse::EventStream,
@@ -32,6 +34,7 @@ use super::{
 };
 use crate::{
     codex::Turn,
+    conversation::Part,
     error::ProxyError,
     metrics::RequestOutcome,
     prompt,
@@ -57,6 +60,7 @@ impl ResponsesApi {
 }
 
 #[derive(Debug, Clone, Object)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct CreateResponse {
     /// A model id from `GET /v1/models`.
     pub model: String,
@@ -64,33 +68,59 @@ pub struct CreateResponse {
     /// `input_text` / `input_image` parts), `function_call` and `function_call_output`.
     pub input: Value,
     /// System instructions, before the input.
-    pub instructions: Option<String>,
+    #[oai(nullable)]
+    pub instructions: Option<JsonString>,
     /// Function tools: `{"type": "function", "name", "description", "parameters", "strict"}`.
+    #[oai(nullable)]
     pub tools: Option<Vec<Value>>,
     /// `auto`, `none`, `required`, or `{"type": "function", "name": ...}`.
+    #[oai(nullable)]
     pub tool_choice: Option<Value>,
+    #[oai(nullable)]
     pub parallel_tool_calls: Option<bool>,
     /// `{"effort": ..., "summary": ...}`.
+    #[oai(nullable)]
     pub reasoning: Option<Value>,
     /// `{"format": {"type": "text" | "json_object" | "json_schema", ...}}`.
+    #[oai(nullable)]
     pub text: Option<Value>,
     /// Stream the response as its events.
+    #[oai(nullable)]
     pub stream: Option<bool>,
     /// Keep the response (the default) for `previous_response_id` and `GET /v1/responses/{id}`,
     /// within `RESPONSES_STORED` and `RESPONSES_STORED_SECS`.
+    #[oai(nullable)]
     pub store: Option<bool>,
     /// Continue a stored response: its conversation comes before `input`.
-    pub previous_response_id: Option<String>,
+    #[oai(nullable)]
+    pub previous_response_id: Option<JsonString>,
     /// Echoed in the response.
+    #[oai(nullable)]
     pub metadata: Option<Value>,
     /// An end-user id, logged with the request.
-    pub user: Option<String>,
+    #[oai(nullable)]
+    pub user: Option<JsonString>,
     /// Accepted for compatibility; codex does not cap its answer length.
+    #[oai(nullable)]
     pub max_output_tokens: Option<u64>,
     /// Accepted for compatibility; codex does not expose sampling parameters.
+    #[oai(nullable)]
     pub temperature: Option<f64>,
     /// Accepted for compatibility; codex does not expose sampling parameters.
+    #[oai(nullable)]
     pub top_p: Option<f64>,
+}
+
+/// The example `/docs` fills in: a request that works as it stands (the one generated from the
+/// schema sent `"model": "string"` and `"previous_response_id": "string"`, and failed).
+impl Example for CreateResponse {
+    fn example() -> Self {
+        let example = json!({
+            "model": "codex-local",
+            "input": "Say hello in one short sentence.",
+        });
+        CreateResponse::parse_from_json(Some(example)).expect("the example is a request")
+    }
 }
 
 #[derive(ResponseContent)]
@@ -189,10 +219,10 @@ fn chat_tool(index: usize, tool: &Value) -> Result<super::request::Tool, ProxyEr
             param: Some(format!("tools[{index}].name")),
         })?;
     Ok(super::request::Tool {
-        kind,
+        kind: JsonString(kind),
         function: super::request::FunctionDefinition {
-            name: name.to_owned(),
-            description: tool["description"].as_str().map(str::to_owned),
+            name: name.into(),
+            description: tool["description"].as_str().map(JsonString::from),
             parameters: tool.get("parameters").filter(|p| !p.is_null()).cloned(),
             strict: tool["strict"].as_bool(),
         },
@@ -301,8 +331,25 @@ impl ResponsesApi {
             )
             .into());
         }
-        let conversation = input::conversation(request.instructions.as_deref(), &input)?;
+        let conversation = input::conversation(
+            request.instructions.as_ref().map(JsonString::as_str),
+            &input,
+        )?;
         let transcript: Arc<str> = Arc::from(prompt::transcript(&conversation, tools.as_deref()));
+        // As for chat completions: codex is not started on nothing (exec refuses an empty
+        // prompt, an app-server turn would answer one).
+        let images = conversation
+            .items
+            .iter()
+            .flat_map(|item| item.parts())
+            .any(|part| matches!(part, Part::Image(_)));
+        if transcript.trim().is_empty() && !images {
+            return Err(ProxyError::invalid(
+                "The input has no text for codex to answer: give the user message some content.",
+                "input",
+            )
+            .into());
+        }
         let turn = Turn::new(conversation, tools.clone(), &format, choice.model, effort);
         let options = Options {
             tools,
@@ -317,7 +364,7 @@ impl ResponsesApi {
             json: format.wants_json(),
         };
         let stream = request.stream.unwrap_or(false);
-        tracing::info!(model = %request.model, stream, user = request.user.as_deref().unwrap_or(""), "response");
+        tracing::info!(model = %request.model, stream, user = request.user.as_ref().map_or("", JsonString::as_str), "response");
         let mut echoed = serde_json::Map::new();
         echoed.insert("instructions".into(), json!(request.instructions));
         echoed.insert(
