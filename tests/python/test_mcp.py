@@ -80,7 +80,7 @@ def running_runs(base_url):
     return int(match.group(1))
 
 
-def test_the_tools_are_listed_with_schemas_an_agent_can_follow(app_server):
+def test_the_tools_are_listed_with_schemas_an_agent_can_follow(app_server, caplog):
     async def main():
         async with session(app_server) as s:
             tools = {t.name: t for t in (await s.list_tools()).tools}
@@ -103,6 +103,8 @@ def test_the_tools_are_listed_with_schemas_an_agent_can_follow(app_server):
                     assert prop.get("description"), f"{tool.name}.{name} has no description"
 
     run(main)
+    # Leaving the session closed it cleanly (a 204 to its DELETE).
+    assert "Session termination failed" not in caplog.text
 
 
 def test_codex_answers_and_codex_reply_continues_the_same_thread(app_server):

@@ -131,6 +131,9 @@ async fn an_mcp_client_continues_a_codex_thread_whose_first_turn_the_model_sees_
             .collect()
     };
     let second = said(&requests[1]);
+    for (n, request) in requests.iter().enumerate() {
+        println!("model request {}: {}", n + 1, Value::from(said(request)));
+    }
     let tail: Vec<Value> = second.iter().rev().take(3).rev().cloned().collect();
     assert_eq!(
         tail,

@@ -91,8 +91,13 @@ impl Endpoint for McpEndpoint {
                 ),
             }));
         }
+        let ends_session = req.method() == http::Method::DELETE;
         let req: http::Request<Body> = req.into();
-        let (parts, body) = self.service.handle(req).await.into_parts();
+        let (mut parts, body) = self.service.handle(req).await.into_parts();
+        // A closed session is a 204: rmcp says 202, which the SDKs log as a failed close.
+        if ends_session && parts.status == http::StatusCode::ACCEPTED {
+            parts.status = http::StatusCode::NO_CONTENT;
+        }
         let body: Body = body.map_err(|never: Infallible| match never {}).boxed();
         Ok(http::Response::from_parts(parts, body).into())
     }
