@@ -7,8 +7,7 @@ use serde_json::{json, Value};
 
 use crate::{
     mock_model::{MockModel, REASONING, TEXT},
-    real_codex,
-    server::Server,
+    sdk_round_trip::python_client,
 };
 
 /// The mock model's answer to a `[[reasoning]]` prompt.
@@ -53,37 +52,8 @@ anyio.run(main)
 #[tokio::test]
 #[ignore = "app-server only: runs in the app-server pass of make test-real-codex"]
 async fn an_mcp_client_continues_a_codex_thread_whose_first_turn_the_model_sees_again() {
-    let python = std::env::var("SDK_PYTHON").expect(
-        "SDK_PYTHON must name a Python with the mcp package; `make test-real-codex` sets it",
-    );
     let mock = MockModel::start().await;
-    let home = tempfile::tempdir().unwrap();
-    let (config, home_path) = (mock.codex_config(), home.path().display().to_string());
-    let codex = real_codex();
-    let server = Server::start(&[
-        ("CODEX_PATH", codex.as_str()),
-        ("CODEX_CONFIG", config.as_str()),
-        ("CODEX_HOME", home_path.as_str()),
-        ("HOME", home_path.as_str()),
-        ("CODEX_MODEL", "gpt-5.5"),
-        ("CODEX_BACKEND", "app-server"),
-        ("API_KEYS", "mcp-key"),
-    ]);
-    let base = server.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .args(["-c", SCRIPT, &base])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = python_client(&mock, &[("API_KEYS", "mcp-key")], SCRIPT).await;
     // The session, for whoever reads the test's output (`--nocapture`).
     println!("{stdout}");
     let lines: Vec<Value> = stdout
@@ -150,5 +120,4 @@ async fn an_mcp_client_continues_a_codex_thread_whose_first_turn_the_model_sees_
             .any(|m| m[0] == "developer" && m[1].as_str().unwrap().contains("Answer in one line.")),
         "{second:?}"
     );
-    drop(server);
 }

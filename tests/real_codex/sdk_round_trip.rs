@@ -32,36 +32,9 @@ print(json.dumps({
 #[tokio::test]
 #[ignore = "app-server only: runs in the app-server pass of make test-real-codex"]
 async fn the_openai_python_sdk_makes_a_native_tool_round_trip() {
-    let python = std::env::var("SDK_PYTHON").expect(
-        "SDK_PYTHON must name a Python with the openai package; `make test-real-codex` sets it",
-    );
     let mock = MockModel::start().await;
-    let home = tempfile::tempdir().unwrap();
-    let (config, home_path) = (mock.codex_config(), home.path().display().to_string());
-    let codex = real_codex();
-    let server = Server::start(&[
-        ("CODEX_PATH", codex.as_str()),
-        ("CODEX_CONFIG", config.as_str()),
-        ("CODEX_HOME", home_path.as_str()),
-        ("HOME", home_path.as_str()),
-        ("CODEX_MODEL", "gpt-5.5"),
-        ("CODEX_BACKEND", "app-server"),
-    ]);
-    let base = server.base.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .args(["-c", SCRIPT, &base])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stdout = python_client(&mock, &[], SCRIPT).await;
+    let seen: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         seen,
         serde_json::json!({
@@ -71,5 +44,43 @@ async fn the_openai_python_sdk_makes_a_native_tool_round_trip() {
             "final_finish": "stop",
         })
     );
+}
+
+/// Runs `script` with the SDKs' Python (`SDK_PYTHON`), its first argument the base URL of the
+/// proxy binary on the real codex's app-server against `mock` (with `extra` settings), and
+/// returns what it printed; a failing script fails the test with its output.
+pub async fn python_client(mock: &MockModel, extra: &[(&str, &str)], script: &str) -> String {
+    let python = std::env::var("SDK_PYTHON").expect(
+        "SDK_PYTHON must name the Python suite's venv interpreter; `make test-real-codex` sets it",
+    );
+    let home = tempfile::tempdir().unwrap();
+    let (config, home_path) = (mock.codex_config(), home.path().display().to_string());
+    let codex = real_codex();
+    let mut settings = vec![
+        ("CODEX_PATH", codex.as_str()),
+        ("CODEX_CONFIG", config.as_str()),
+        ("CODEX_HOME", home_path.as_str()),
+        ("HOME", home_path.as_str()),
+        ("CODEX_MODEL", "gpt-5.5"),
+        ("CODEX_BACKEND", "app-server"),
+    ];
+    settings.extend_from_slice(extra);
+    let server = Server::start(&settings);
+    let (base, script) = (server.base.clone(), script.to_owned());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(["-c", &script, &base])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     drop(server);
+    stdout
 }

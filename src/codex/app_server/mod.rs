@@ -265,16 +265,7 @@ async fn start_turn(
         }
     };
     let (thread_input, tools) = thread_input;
-    let images: Vec<_> = thread_input
-        .input
-        .iter()
-        .filter_map(|part| match part {
-            Part::Image(image) => Some(image.clone()),
-            Part::Text(_) => None,
-        })
-        .collect();
-    let files = Attachments::write(&images, None)?;
-    drop(images);
+    let files = attachments(&thread_input.input)?;
     let workdir = WorkDir::new(turn.workdir.as_ref().or(settings.workdir.as_ref()))?;
     let offered_tools = !thread_input.tools.is_empty();
     let params = ThreadStartParams {
@@ -360,15 +351,8 @@ async fn continue_turn(turn: Turn, mut claim: Claim) -> Result<RunStream, ProxyE
         }
     };
     let input = thread_input(conversation, None, Vec::new()).input;
-    let images: Vec<_> = input
-        .iter()
-        .filter_map(|part| match part {
-            Part::Image(image) => Some(image.clone()),
-            Part::Text(_) => None,
-        })
-        .collect();
     // Before the thread leaves the claim: a failure here hands it back untouched.
-    let files = Attachments::write(&images, None)?;
+    let files = attachments(&input)?;
     let kept = claim.take_kept().expect("a continued thread was taken");
     let connection = kept.connection.clone();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -406,6 +390,18 @@ async fn continue_turn(turn: Turn, mut claim: Claim) -> Result<RunStream, ProxyE
             aliases: Default::default(),
         },
     ))
+}
+
+/// The images of a turn's input, written to files `turn/start` can name.
+fn attachments(input: &[Part]) -> Result<Attachments, ProxyError> {
+    let images: Vec<_> = input
+        .iter()
+        .filter_map(|part| match part {
+            Part::Image(image) => Some(image.clone()),
+            Part::Text(_) => None,
+        })
+        .collect();
+    Attachments::write(&images, None)
 }
 
 /// A turn's input parts as `turn/start` takes them: images by the path they were written to.
