@@ -84,7 +84,7 @@ tests/node/node_modules/.installed: tests/node/package.json tests/node/package-l
 	cd tests/node && npm ci --no-audit --no-fund
 	touch $@
 
-test-node: tests/node/node_modules/.installed ## The official OpenAI Node SDK against the server on fake-codex
+test-node: tests/node/node_modules/.installed ## The official OpenAI Node SDK and the Vercel AI SDK against the server on fake-codex
 	$(CARGO) build --locked --bins
 	for backend in exec app-server; do \
 	  PROXY_BIN=$(CURDIR)/target/debug/codex-openai-proxy FAKE_CODEX=$(CURDIR)/target/debug/fake-codex \

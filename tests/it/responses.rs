@@ -336,6 +336,78 @@ async fn a_stored_response_is_continued_retrieved_and_deleted() {
     }
 }
 
+/// What the Vercel AI SDK sends for the second step of a tool call: its earlier answer as an
+/// `item_reference` to the stored item, the call and its output in full.
+#[tokio::test]
+async fn an_item_reference_is_the_stored_item_it_names() {
+    for backend in BACKENDS {
+        let cli = client_on(backend, &[]);
+        let (status, body) = post(&cli, &json!({"model": "codex-local", "input": "say hi"})).await;
+        assert_eq!(status, 200, "{body}");
+        let first: Value = serde_json::from_str(&body).unwrap();
+        let message = first["output"][0]["id"].as_str().unwrap().to_owned();
+        assert!(message.starts_with("msg_"), "{first}");
+        let (status, body) = post(
+            &cli,
+            &json!({"model": "codex-local", "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "Weather in Paris? [[tool_flow]]"}]},
+                {"type": "item_reference", "id": message},
+                {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "Sunny"},
+            ], "tools": [weather()]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{backend}: {body}");
+        let second: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(second["output_text"], "The tool says: Sunny", "{backend}");
+
+        // The referenced answer is in the conversation codex sees: exec's prompt, app-server's
+        // thread history.
+        let shows = if *backend == "exec" {
+            "[[echo]]"
+        } else {
+            "[[items]]"
+        };
+        let (status, body) = post(
+            &cli,
+            &json!({"model": "codex-local", "input": [
+                {"role": "user", "content": "say hi"},
+                {"type": "item_reference", "id": message},
+                {"role": "user", "content": format!("and again {shows}")},
+            ]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{backend}: {body}");
+        let echoed: Value = serde_json::from_str(&body).unwrap();
+        let text = echoed["output_text"].as_str().unwrap();
+        assert!(
+            text.contains("Hello from the mock model."),
+            "{backend}: {text}"
+        );
+
+        for (reference, message) in [
+            (
+                json!({"type": "item_reference", "id": "msg_unknown"}),
+                "Item with id 'msg_unknown' not found.",
+            ),
+            (
+                json!({"type": "item_reference", "id": 7}),
+                "input[1].id must be a string.",
+            ),
+        ] {
+            let (status, body) = post(
+                &cli,
+                &json!({"model": "codex-local", "input": [{"role": "user", "content": "hi"}, reference]}),
+            )
+            .await;
+            assert_eq!(status, 400, "{body}");
+            let error: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(error["error"]["message"], message);
+            assert_eq!(error["error"]["param"], "input[1].id");
+        }
+    }
+}
+
 #[tokio::test]
 async fn store_false_and_a_store_of_none_keep_nothing() {
     for (extra, body) in [

@@ -1,43 +1,21 @@
 // The official OpenAI Node SDK against the proxy on fake-codex: plain, streamed, tools, responses.
-// PROXY_BIN and FAKE_CODEX name the binaries; the Makefile builds them and runs the suite once
-// per CODEX_BACKEND.
-import { spawn } from "node:child_process";
+// The Makefile runs the suite once per CODEX_BACKEND (server.mjs starts the proxy).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
+
+import { startProxy } from "./server.mjs";
 
 const API_KEY = "node-sdk-key";
 let server;
 let client;
 
 before(async () => {
-  server = spawn(process.env.PROXY_BIN, [], {
-    env: {
-      PATH: process.env.PATH,
-      HOST: "127.0.0.1",
-      PORT: "0",
-      API_KEYS: API_KEY,
-      CODEX_PATH: process.env.FAKE_CODEX,
-      CODEX_BACKEND: process.env.CODEX_BACKEND ?? "exec",
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  const baseURL = await new Promise((resolve, reject) => {
-    let log = "";
-    const timer = setTimeout(() => reject(new Error(`no address announced: ${log}`)), 30000);
-    server.stderr.on("data", (chunk) => {
-      log += chunk;
-      const match = log.match(/listening on (http:\/\/[0-9.:]+)/);
-      if (match) {
-        clearTimeout(timer);
-        resolve(`${match[1]}/v1`);
-      }
-    });
-  });
-  client = new OpenAI({ baseURL, apiKey: API_KEY, maxRetries: 0 });
+  server = await startProxy(API_KEY);
+  client = new OpenAI({ baseURL: server.baseURL, apiKey: API_KEY, maxRetries: 0 });
 });
 
-after(() => server?.kill("SIGTERM"));
+after(() => server?.stop());
 
 const weather = {
   type: "function",

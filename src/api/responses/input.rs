@@ -149,7 +149,7 @@ fn add_item(items: &mut Vec<Item>, index: usize, entry: &Value) -> Result<(), Pr
             return Err(invalid(
                 index,
                 "type",
-                format!("input[{index}].type {other:?} is not supported: send messages, function_call and function_call_output items."),
+                format!("input[{index}].type {other:?} is not supported: send messages, function_call, function_call_output and item_reference items."),
             ))
         }
     }

@@ -65,7 +65,8 @@ pub struct CreateResponse {
     /// A model id from `GET /v1/models`.
     pub model: String,
     /// A string, or an array of input items: messages (`role`, `content` as a string or
-    /// `input_text` / `input_image` parts), `function_call` and `function_call_output`.
+    /// `input_text` / `input_image` parts), `function_call`, `function_call_output`, and
+    /// `item_reference` to an output item of a stored response.
     pub input: Value,
     /// System instructions, before the input.
     #[oai(nullable)]
@@ -230,6 +231,31 @@ fn chat_tool(index: usize, tool: &Value) -> Result<super::request::Tool, ProxyEr
 }
 
 impl ResponsesApi {
+    /// An input item as codex should see it: an `item_reference` (`{"type": "item_reference",
+    /// "id"}`) is the stored output item it names, as OpenAI resolves it. The Vercel AI SDK
+    /// refers to its earlier answers so whenever `store` is on (its default and the proxy's):
+    /// without this, the step after a tool call that came with text was a 400. An id that no
+    /// stored response holds (never stored, `store: false`, evicted or expired) is OpenAI's 400
+    /// "Item with id '...' not found.".
+    fn referenced(&self, index: usize, entry: &Value) -> Result<Value, ProxyError> {
+        if entry["type"] != "item_reference" {
+            return Ok(entry.clone());
+        }
+        let param = format!("input[{index}].id");
+        let Some(id) = entry["id"].as_str() else {
+            return Err(ProxyError::InvalidRequest {
+                message: format!("{param} must be a string."),
+                param: Some(param),
+            });
+        };
+        self.store
+            .item(id)
+            .ok_or_else(|| ProxyError::InvalidRequest {
+                message: format!("Item with id '{id}' not found."),
+                param: Some(param),
+            })
+    }
+
     async fn answer(
         &self,
         remote: &RemoteAddr,
@@ -254,7 +280,11 @@ impl ResponsesApi {
         };
         match &request.input {
             Value::String(text) => items.push(json!({"role": "user", "content": text})),
-            Value::Array(entries) => items.extend(entries.iter().cloned()),
+            Value::Array(entries) => {
+                for (index, entry) in entries.iter().enumerate() {
+                    items.push(self.referenced(index, entry)?);
+                }
+            }
             _ => {}
         }
         // A chain of continuations may not grow a conversation past what one request may send:

@@ -66,6 +66,21 @@ impl ResponseStore {
         inner.by_id.get(id).map(|(_, stored)| stored.clone())
     }
 
+    /// An output item of a stored response, by its `id`: what an `item_reference` input item
+    /// names (the Vercel AI SDK refers to its earlier answers so while `store` is on). A scan of
+    /// the stored responses' outputs, which `RESPONSES_STORED` bounds.
+    pub fn item(&self, id: &str) -> Option<Value> {
+        let mut inner = self.inner.lock().expect("store lock");
+        inner.evict_expired(self.max_age);
+        inner.by_id.values().find_map(|(_, stored)| {
+            stored.response["output"]
+                .as_array()?
+                .iter()
+                .find(|item| item["id"] == id)
+                .cloned()
+        })
+    }
+
     /// Whether there was one to delete.
     pub fn delete(&self, id: &str) -> bool {
         let mut inner = self.inner.lock().expect("store lock");
@@ -126,5 +141,21 @@ mod tests {
         let off = ResponseStore::new(0, Duration::from_secs(60));
         off.put("y".into(), stored(1));
         assert!(off.get("y").is_none(), "RESPONSES_STORED=0 keeps nothing");
+    }
+
+    #[test]
+    fn an_item_is_found_by_its_id_in_any_stored_output_until_its_response_goes() {
+        let store = ResponseStore::new(2, Duration::from_secs(60));
+        let output = |ids: &[&str]| Stored {
+            response: json!({"output": ids.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()}),
+            conversation: vec![],
+        };
+        store.put("resp_a".into(), output(&["rs_1", "msg_1"]));
+        store.put("resp_b".into(), output(&["msg_2"]));
+        assert_eq!(store.item("msg_1"), Some(json!({"id": "msg_1"})));
+        assert_eq!(store.item("msg_2"), Some(json!({"id": "msg_2"})));
+        assert_eq!(store.item("resp_a"), None, "a response id is no item");
+        store.delete("resp_b");
+        assert_eq!(store.item("msg_2"), None);
     }
 }
