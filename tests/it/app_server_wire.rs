@@ -616,16 +616,27 @@ impl Recorder {
         classify(lines)
     }
 
-    /// The session so far, once `n` threads are unsubscribed and answered (or after a while).
+    /// The session so far, once `n` threads are unsubscribed and answered and every interrupt
+    /// sent before is answered too (or after a while): the proxy sends both without waiting,
+    /// and the answers come in whatever order codex gives them.
     async fn after_unsubscribes(&self, n: usize) -> Vec<Message> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let messages = self.messages();
-            let answered = messages
+            let count = |dir: Dir, suffix: &str| {
+                messages
+                    .iter()
+                    .filter(|m| m.dir == dir && m.kind.ends_with(suffix))
+                    .count()
+            };
+            let unsubscribed = count(Dir::ToClient, " of thread/unsubscribe");
+            let interrupts_answered = count(Dir::ToClient, " of turn/interrupt");
+            let interrupts = messages
                 .iter()
-                .filter(|m| m.dir == Dir::ToClient && m.kind.ends_with(" of thread/unsubscribe"))
+                .filter(|m| m.dir == Dir::ToServer && m.kind == "turn/interrupt")
                 .count();
-            if answered >= n || tokio::time::Instant::now() > deadline {
+            let settled = unsubscribed >= n && interrupts_answered >= interrupts;
+            if settled || tokio::time::Instant::now() > deadline {
                 return messages;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
