@@ -30,6 +30,9 @@ struct Inner {
     by_id: HashMap<String, (Instant, Stored)>,
     /// Ids oldest first, for eviction.
     order: VecDeque<String>,
+    /// Each stored output item's id, to the response that holds it: an `item_reference` is
+    /// found at once, however many a request sends.
+    items: HashMap<String, String>,
 }
 
 impl ResponseStore {
@@ -50,11 +53,12 @@ impl ResponseStore {
         inner.evict_expired(self.max_age);
         while inner.by_id.len() >= self.max {
             match inner.order.pop_front() {
-                Some(oldest) => {
-                    inner.by_id.remove(&oldest);
-                }
+                Some(oldest) => inner.forget(&oldest),
                 None => break,
             }
+        }
+        for item in output_ids(&stored.response) {
+            inner.items.insert(item.to_owned(), id.clone());
         }
         inner.order.push_back(id.clone());
         inner.by_id.insert(id, (Instant::now(), stored));
@@ -67,25 +71,25 @@ impl ResponseStore {
     }
 
     /// An output item of a stored response, by its `id`: what an `item_reference` input item
-    /// names (the Vercel AI SDK refers to its earlier answers so while `store` is on). A scan of
-    /// the stored responses' outputs, which `RESPONSES_STORED` bounds.
+    /// names (the Vercel AI SDK refers to its earlier answers so while `store` is on).
     pub fn item(&self, id: &str) -> Option<Value> {
         let mut inner = self.inner.lock().expect("store lock");
         inner.evict_expired(self.max_age);
-        inner.by_id.values().find_map(|(_, stored)| {
-            stored.response["output"]
-                .as_array()?
-                .iter()
-                .find(|item| item["id"] == id)
-                .cloned()
-        })
+        let response = inner.items.get(id)?;
+        let (_, stored) = inner.by_id.get(response)?;
+        stored.response["output"]
+            .as_array()?
+            .iter()
+            .find(|item| item["id"] == id)
+            .cloned()
     }
 
     /// Whether there was one to delete.
     pub fn delete(&self, id: &str) -> bool {
         let mut inner = self.inner.lock().expect("store lock");
-        let found = inner.by_id.remove(id).is_some();
+        let found = inner.by_id.contains_key(id);
         if found {
+            inner.forget(id);
             inner.order.retain(|kept| kept != id);
         }
         found
@@ -103,9 +107,29 @@ impl Inner {
                 break;
             }
             let oldest = self.order.pop_front().expect("checked above");
-            self.by_id.remove(&oldest);
+            self.forget(&oldest);
         }
     }
+
+    /// Drops the response `id` and the index of its output items (`order` is the caller's).
+    fn forget(&mut self, id: &str) {
+        if let Some((_, stored)) = self.by_id.remove(id) {
+            for item in output_ids(&stored.response) {
+                if self.items.get(item).is_some_and(|holder| holder == id) {
+                    self.items.remove(item);
+                }
+            }
+        }
+    }
+}
+
+/// The ids of a response's output items.
+fn output_ids(response: &Value) -> impl Iterator<Item = &str> {
+    response["output"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["id"].as_str())
 }
 
 #[cfg(test)]
@@ -157,5 +181,11 @@ mod tests {
         assert_eq!(store.item("resp_a"), None, "a response id is no item");
         store.delete("resp_b");
         assert_eq!(store.item("msg_2"), None);
+        // Evicted past the count, its items go with it; the index holds only what is stored.
+        store.put("resp_c".into(), output(&["msg_3"]));
+        store.put("resp_d".into(), output(&["msg_4"]));
+        assert_eq!(store.item("msg_1"), None, "resp_a was the oldest");
+        assert_eq!(store.item("msg_4"), Some(json!({"id": "msg_4"})));
+        assert_eq!(store.inner.lock().unwrap().items.len(), 2);
     }
 }
