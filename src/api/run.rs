@@ -37,6 +37,21 @@ pub fn counted(state: &AppState, model: &str) -> Option<RequestOutcome> {
     Some(state.metrics.request(label))
 }
 
+/// Answers a request for `model` with `answer`, counted in `/metrics` either way: by the run
+/// once `answer` starts one, or here with the status of a refusal before that.
+pub async fn answered<T>(
+    state: &AppState,
+    model: &str,
+    answer: impl AsyncFnOnce(&mut Option<RequestOutcome>) -> Result<T, super::error::ApiError>,
+) -> Result<T, super::error::ApiError> {
+    let mut outcome = counted(state, model);
+    let result = answer(&mut outcome).await;
+    if let Err(err) = &result {
+        refused(&mut outcome, err.0.status().as_u16());
+    }
+    result
+}
+
 /// Counts a request that failed before its run started (which would own the count).
 pub fn refused(outcome: &mut Option<RequestOutcome>, status: u16) {
     if let Some(outcome) = outcome.as_mut() {
@@ -100,6 +115,15 @@ pub struct Caller {
     pub account: Option<usize>,
     /// `X-OpenWebUI-Chat-Id`: the conversation, as OpenWebUI names it.
     pub chat_id: Option<String>,
+}
+
+impl Caller {
+    pub fn new(auth: &super::auth::Authorized, chat_id: Option<String>) -> Self {
+        Caller {
+            account: auth.account,
+            chat_id,
+        }
+    }
 }
 
 /// Where a turn runs: the account the pool picks, and once, when that account refuses it

@@ -65,16 +65,12 @@ impl ChatApi {
         remote: &RemoteAddr,
         body: Json<ChatCompletionRequest>,
     ) -> Result<ChatResponse, ApiError> {
-        let mut outcome = run::counted(&self.state, &body.0.model);
-        let caller = run::Caller {
-            account: auth.account,
-            chat_id: chat_id.0,
-        };
-        let result = self.answer(remote, caller, body.0, &mut outcome).await;
-        if let Err(err) = &result {
-            run::refused(&mut outcome, err.0.status().as_u16());
-        }
-        result
+        let caller = run::Caller::new(&auth, chat_id.0);
+        let model = body.0.model.clone();
+        run::answered(&self.state, &model, async |outcome| {
+            self.answer(remote, caller, body.0, outcome).await
+        })
+        .await
     }
 }
 
