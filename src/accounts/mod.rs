@@ -158,7 +158,7 @@ impl Accounts {
     }
 
     pub fn is_empty(&self) -> bool {
-        false
+        self.accounts.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Account>> {

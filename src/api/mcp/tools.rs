@@ -151,6 +151,7 @@ impl CodexTools {
             Ok(place) => place,
             Err(message) => return Ok(refusal(message)),
         };
+        let transcript = transcript(&conversation);
         let mut turn = Turn::new(
             conversation,
             None,
@@ -162,7 +163,9 @@ impl CodexTools {
         if let Some(id) = &id {
             turn.thread = ThreadUse::Keep(id.clone());
         }
-        let answer = self.answer(&ctx, &caller, None, model, turn).await;
+        let answer = self
+            .answer(&ctx, &caller, None, model, transcript, turn)
+            .await;
         let Some(id) = id else {
             return Ok(answered(answer, None));
         };
@@ -225,14 +228,16 @@ impl CodexTools {
                 )))
             }
         };
+        let conversation = Conversation {
+            items: vec![Item::User {
+                parts: vec![Part::Text(params.prompt)],
+            }],
+        };
+        let transcript = transcript(&conversation);
         let turn = Turn {
             thread: ThreadUse::Continue(id.clone()),
             ..Turn::new(
-                Conversation {
-                    items: vec![Item::User {
-                        parts: vec![Part::Text(params.prompt)],
-                    }],
-                },
+                conversation,
                 None,
                 &crate::structured::ResponseFormat::Text,
                 None,
@@ -241,7 +246,7 @@ impl CodexTools {
         };
         let model = crate::config::DEFAULT_MODEL_ID;
         let answer = self
-            .answer(&ctx, &caller, Some(entry.account), model, turn)
+            .answer(&ctx, &caller, Some(entry.account), model, transcript, turn)
             .await;
         let mut threads = self.threads();
         threads.touch(&id, Instant::now());
@@ -299,7 +304,7 @@ impl CodexTools {
         let_go(&self.state, gone);
     }
 
-    /// Runs `turn` as a request of `caller`'s (on `account` when the thread lives there) and
+    /// Runs `turn` (whose conversation, as the exec prompt, is `transcript`) as a request of `caller`'s (on `account` when the thread lives there) and
     /// returns codex's answer, sending its reasoning as progress; the client cancelling the
     /// call stops codex.
     async fn answer(
@@ -308,15 +313,9 @@ impl CodexTools {
         caller: &Caller,
         account: Option<usize>,
         model: &str,
+        transcript: Arc<str>,
         turn: Turn,
     ) -> Result<String, ProxyError> {
-        let transcript: Arc<str> = Arc::from(crate::prompt::transcript(
-            match &turn.input {
-                crate::codex::TurnInput::Items { conversation, .. } => conversation,
-                crate::codex::TurnInput::Prompt { .. } => unreachable!("tools send items"),
-            },
-            None,
-        ));
         let options = Options {
             reasoning_output: crate::translate::ReasoningOutput::ReasoningContent,
             native_tools: self.state.backend().takes_items(),
@@ -431,6 +430,12 @@ fn place(
         }
     };
     Ok((workdir, sandbox))
+}
+
+/// A call's conversation as the exec prompt: what its size is checked by, and what usage is
+/// estimated from when codex reports none.
+fn transcript(conversation: &Conversation) -> Arc<str> {
+    Arc::from(crate::prompt::transcript(conversation, None))
 }
 
 /// Lets threads the registry dropped go in codex, on the account that holds each.
